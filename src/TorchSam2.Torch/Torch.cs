@@ -11,6 +11,8 @@ public static partial class torch
 {
     private static string? _version;
 
+    static torch() => BlasCheck.WarnOnce();
+
     /// <summary>The libtorch version the native shim was built against, e.g. "1.13.1".</summary>
     public static unsafe string Version
     {

@@ -1,0 +1,42 @@
+using System.CommandLine;
+using Spectre.Console;
+using TorchSam2.Parity;
+
+namespace TorchSam2.Cli.Commands;
+
+internal static class ParityCommand
+{
+    public static Command Create()
+    {
+        var dirs = new Argument<string[]>("case-dir") { Description = "parity case folders (each with case.json), or a folder of cases", Arity = ArgumentArity.OneOrMore };
+        var threads = Common.Threads();
+        var cmd = new Command("parity", "Replay PyTorch reference cases and compare every output (shared/parity/README.md)");
+        cmd.Arguments.Add(dirs);
+        cmd.Options.Add(threads);
+        cmd.SetAction(pr => Common.Guard(() =>
+        {
+            Common.ApplyThreads(pr.GetValue(threads));
+            var cases = new List<string>();
+            foreach (var d in pr.GetValue(dirs)!)
+            {
+                if (File.Exists(Path.Combine(d, "case.json"))) cases.Add(d);
+                else if (Directory.Exists(d)) cases.AddRange(ParityCase.Discover(d));
+                else throw new DirectoryNotFoundException($"no such case folder: {d}");
+            }
+            if (cases.Count == 0) throw new ArgumentException("no parity cases found (a case folder holds case.json)");
+            int failed = 0;
+            foreach (var c in cases)
+            {
+                AnsiConsole.MarkupLine($"[bold]{Markup.Escape(Path.GetFileName(c.TrimEnd('/')))}[/]");
+                var report = ParityRunner.Run(c, check => Console.WriteLine("  " + check));
+                foreach (var e in report.Errors) AnsiConsole.MarkupLine($"  [red]error[/] {Markup.Escape(e)}");
+                foreach (var n in report.NotImplemented) AnsiConsole.MarkupLine($"  [yellow]not implemented[/] {Markup.Escape(n)}");
+                AnsiConsole.MarkupLine(report.Passed ? $"  [green]{Markup.Escape(report.Summary)}[/]" : $"  [red]{Markup.Escape(report.Summary)}[/]");
+                if (!report.Passed) failed++;
+            }
+            Console.WriteLine($"parity: {cases.Count - failed} passed, {failed} failed");
+            return failed == 0 ? 0 : 1;
+        }));
+        return cmd;
+    }
+}

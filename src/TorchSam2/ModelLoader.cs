@@ -1,0 +1,45 @@
+using TorchSam2.Configs;
+using TorchSam2.Modeling;
+using TorchSam2.Torch;
+using TorchSam2.Torch.Serialization;
+
+namespace TorchSam2;
+
+/// <summary>Builds SAM 2 from a checkpoint, finding the matching built-in config when none is given.</summary>
+public static class ModelLoader
+{
+    /// <summary>
+    /// Loads a .pt / .safetensors checkpoint. config may be a YAML path or a built-in name
+    /// (sam2.1_hiera_t, tiny, ...); when null the variant is detected from the weights.
+    /// </summary>
+    public static SAM2Base Load(string checkpoint, string? config = null, Device? device = null)
+    {
+        if (!File.Exists(checkpoint)) throw new FileNotFoundException($"checkpoint not found: {checkpoint}", checkpoint);
+        var cfg = config is null ? Sam2ConfigLoader.LoadBuiltIn(DetectVariant(CheckpointFile.LoadStateDict(checkpoint)))
+                 : File.Exists(config) ? Sam2ConfigLoader.Load(config) : Sam2ConfigLoader.LoadBuiltIn(config);
+        return BuildSam.build_sam2(cfg, checkpoint, device);
+    }
+
+    /// <summary>
+    /// The built-in config name for a state dict: trunk width and depth pick the size,
+    /// SAM 2.1-only tensors (no_obj_embed_spatial) the version.
+    /// </summary>
+    public static string DetectVariant(IReadOnlyDictionary<string, TensorRecord> sd)
+    {
+        if (!sd.TryGetValue("image_encoder.trunk.patch_embed.proj.weight", out var pe))
+            throw new InvalidDataException("not a SAM 2 checkpoint: image_encoder.trunk.patch_embed.proj.weight is missing");
+        long width = pe.Shape[0];
+        int blocks = sd.Keys.Where(k => k.StartsWith("image_encoder.trunk.blocks.", StringComparison.Ordinal))
+                            .Select(k => int.Parse(k.Split('.')[3])).DefaultIfEmpty(-1).Max() + 1;
+        string size = (width, blocks) switch
+        {
+            (96, 12) => "t",
+            (96, 16) => "s",
+            (112, _) => "b+",
+            (144, _) => "l",
+            _ => throw new InvalidDataException($"unknown SAM 2 variant: trunk width {width}, {blocks} blocks"),
+        };
+        string version = sd.ContainsKey("no_obj_embed_spatial") ? "sam2.1" : "sam2";
+        return $"{version}_hiera_{size}";
+    }
+}

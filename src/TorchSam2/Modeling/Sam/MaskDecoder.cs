@@ -1,0 +1,278 @@
+using TorchSam2.Torch;
+using static TorchSam2.Torch.torch;
+
+namespace TorchSam2.Modeling.Sam;
+
+// Mirrors MaskDecoder in sam2/modeling/sam/mask_decoder.py.
+
+/// <summary>
+/// Predicts masks from image and prompt embeddings with a two-way transformer, plus IoU (mask quality)
+/// predictions, the SAM output tokens (used for object pointers) and object-score logits.
+/// </summary>
+public sealed class MaskDecoder : nn.Module
+{
+    public readonly TwoWayTransformer transformer;
+    public readonly nn.Embedding iou_token;
+    public readonly nn.Embedding mask_tokens;
+    public readonly nn.Embedding? obj_score_token;
+    /// <summary>ConvTranspose2d, LayerNorm2d, act, ConvTranspose2d, act (keys 0, 1, 3).</summary>
+    public readonly nn.Sequential output_upscaling;
+    public readonly nn.Conv2d? conv_s0;
+    public readonly nn.Conv2d? conv_s1;
+    public readonly nn.ModuleList<MLP> output_hypernetworks_mlps;
+    public readonly MLP iou_prediction_head;
+    /// <summary>nn.Linear, or an MLP when pred_obj_scores_mlp; null without pred_obj_scores.</summary>
+    public readonly nn.Module<Tensor, Tensor>? pred_obj_score_head;
+
+    public long transformer_dim { get; }
+    public int num_multimask_outputs { get; }
+    public int num_mask_tokens { get; }
+    public bool pred_obj_scores { get; }
+    public bool use_multimask_token_for_obj_ptr { get; }
+    public bool use_high_res_features { get; }
+    public bool dynamic_multimask_via_stability { get; }
+    public double dynamic_multimask_stability_delta { get; }
+    public double dynamic_multimask_stability_thresh { get; }
+
+    /// <param name="activation">Factory for the upscaling activation (GELU by default).</param>
+    public MaskDecoder(
+        long transformer_dim,
+        TwoWayTransformer transformer,
+        int num_multimask_outputs = 3,
+        Func<nn.Module<Tensor, Tensor>>? activation = null,
+        int iou_head_depth = 3,
+        long iou_head_hidden_dim = 256,
+        bool use_high_res_features = false,
+        bool iou_prediction_use_sigmoid = false,
+        bool dynamic_multimask_via_stability = false,
+        double dynamic_multimask_stability_delta = 0.05,
+        double dynamic_multimask_stability_thresh = 0.98,
+        bool pred_obj_scores = false,
+        bool pred_obj_scores_mlp = false,
+        bool use_multimask_token_for_obj_ptr = false)
+    {
+        activation ??= () => new nn.GELU();
+        this.transformer_dim = transformer_dim;
+        this.transformer = transformer;
+        this.num_multimask_outputs = num_multimask_outputs;
+
+        iou_token = new nn.Embedding(1, transformer_dim);
+        num_mask_tokens = num_multimask_outputs + 1;
+        mask_tokens = new nn.Embedding(num_mask_tokens, transformer_dim);
+
+        this.pred_obj_scores = pred_obj_scores;
+        if (pred_obj_scores) obj_score_token = new nn.Embedding(1, transformer_dim);
+        this.use_multimask_token_for_obj_ptr = use_multimask_token_for_obj_ptr;
+
+        output_upscaling = new nn.Sequential(
+            new nn.ConvTranspose2d(transformer_dim, transformer_dim / 4, kernel_size: 2, stride: 2),
+            new LayerNorm2d(transformer_dim / 4),
+            activation(),
+            new nn.ConvTranspose2d(transformer_dim / 4, transformer_dim / 8, kernel_size: 2, stride: 2),
+            activation());
+        this.use_high_res_features = use_high_res_features;
+        if (use_high_res_features)
+        {
+            conv_s0 = new nn.Conv2d(transformer_dim, transformer_dim / 8, kernel_size: 1, stride: 1);
+            conv_s1 = new nn.Conv2d(transformer_dim, transformer_dim / 4, kernel_size: 1, stride: 1);
+        }
+
+        output_hypernetworks_mlps = new nn.ModuleList<MLP>(
+            Enumerable.Range(0, num_mask_tokens).Select(_ => new MLP(transformer_dim, transformer_dim, transformer_dim / 8, 3)));
+
+        iou_prediction_head = new MLP(transformer_dim, iou_head_hidden_dim, num_mask_tokens, iou_head_depth, sigmoid_output: iou_prediction_use_sigmoid);
+        if (pred_obj_scores)
+            pred_obj_score_head = pred_obj_scores_mlp
+                ? new MLP(transformer_dim, transformer_dim, 1, 3)
+                : new nn.Linear(transformer_dim, 1);
+
+        // With a single mask requested, fall back to the best multimask output when the
+        // single-mask token's output is unstable.
+        this.dynamic_multimask_via_stability = dynamic_multimask_via_stability;
+        this.dynamic_multimask_stability_delta = dynamic_multimask_stability_delta;
+        this.dynamic_multimask_stability_thresh = dynamic_multimask_stability_thresh;
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// Predicts masks from image and prompt embeddings.
+    /// </summary>
+    /// <param name="image_embeddings">B × C × H × W (or 1 × C × H × W with repeat_image).</param>
+    /// <param name="image_pe">1 × C × H × W positional encoding (from get_dense_pe).</param>
+    /// <param name="sparse_prompt_embeddings">B × N × C point/box embeddings.</param>
+    /// <param name="dense_prompt_embeddings">B × C × H × W mask embeddings.</param>
+    /// <param name="multimask_output">Return the 3 multimask outputs instead of one mask.</param>
+    /// <param name="repeat_image">Repeat the image embeddings once per prompt.</param>
+    /// <param name="high_res_features">[feat_s0 (C/8, 4H × 4W), feat_s1 (C/4, 2H × 2W)] when use_high_res_features.</param>
+    /// <returns>masks (B × M × 4H × 4W logits), iou_pred (B × M), sam_tokens_out (B × 1|3 × C), object_score_logits (B × 1).</returns>
+    public (Tensor masks, Tensor iou_pred, Tensor sam_tokens_out, Tensor object_score_logits) forward(
+        Tensor image_embeddings,
+        Tensor image_pe,
+        Tensor sparse_prompt_embeddings,
+        Tensor dense_prompt_embeddings,
+        bool multimask_output,
+        bool repeat_image,
+        IReadOnlyList<Tensor>? high_res_features = null)
+    {
+        using var scope = NewDisposeScope();
+        var (masks, iou_pred, mask_tokens_out, object_score_logits) = predict_masks(
+            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, repeat_image, high_res_features);
+
+        // Pick the output mask(s).
+        if (multimask_output)
+        {
+            masks = masks.slice(1, 1, null);
+            iou_pred = iou_pred.slice(1, 1, null);
+        }
+        else if (dynamic_multimask_via_stability && !training)
+        {
+            (masks, iou_pred) = _dynamic_multimask_via_stability(masks, iou_pred);
+        }
+        else
+        {
+            masks = masks.slice(1, 0, 1);
+            iou_pred = iou_pred.slice(1, 0, 1);
+        }
+
+        // The multimask tokens ([B, 3, C]) only when asked for; otherwise always the single-mask
+        // token, which is what past object pointers were trained on.
+        var sam_tokens_out = multimask_output && use_multimask_token_for_obj_ptr
+            ? mask_tokens_out.slice(1, 1, null)
+            : mask_tokens_out.slice(1, 0, 1);
+
+        return (masks.MoveToOuterDisposeScope(), iou_pred.MoveToOuterDisposeScope(),
+                sam_tokens_out.MoveToOuterDisposeScope(), object_score_logits.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Runs the transformer and heads for all mask tokens; see <see cref="forward"/>.</summary>
+    public (Tensor masks, Tensor iou_pred, Tensor mask_tokens_out, Tensor object_score_logits) predict_masks(
+        Tensor image_embeddings,
+        Tensor image_pe,
+        Tensor sparse_prompt_embeddings,
+        Tensor dense_prompt_embeddings,
+        bool repeat_image,
+        IReadOnlyList<Tensor>? high_res_features = null)
+    {
+        using var scope = NewDisposeScope();
+        // Output tokens: [obj_score,] iou, mask tokens, followed by the prompt tokens.
+        int s = 0;
+        Tensor output_tokens;
+        if (pred_obj_scores)
+        {
+            output_tokens = cat([obj_score_token!.weight, iou_token.weight, mask_tokens.weight], 0);
+            s = 1;
+        }
+        else
+        {
+            output_tokens = cat([iou_token.weight, mask_tokens.weight], 0);
+        }
+        output_tokens = output_tokens.unsqueeze(0).expand(sparse_prompt_embeddings.size(0), -1, -1);
+        var tokens = cat([output_tokens, sparse_prompt_embeddings], 1);
+        long nTok = tokens.size(0);
+
+        // Per-image data expanded to per-prompt.
+        Tensor src;
+        if (repeat_image)
+        {
+            src = image_embeddings.repeat_interleave(nTok, 0);
+        }
+        else
+        {
+            if (image_embeddings.size(0) != nTok)
+                throw new ArgumentException($"image_embeddings batch {image_embeddings.size(0)} != prompt batch {nTok} (pass repeat_image to broadcast one image)");
+            src = image_embeddings;
+        }
+        src = src + dense_prompt_embeddings;
+        if (image_pe.size(0) != 1)
+            throw new ArgumentException("image_pe should have size 1 in batch dim (from `get_dense_pe()`)");
+        var pos_src = image_pe.repeat_interleave(nTok, 0);
+        long b = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3);
+
+        var (hs, srcOut) = transformer.forward(src, pos_src, tokens);
+        var iou_token_out = hs.select(1, s);
+        var mask_tokens_out = hs.slice(1, s + 1, s + 1 + num_mask_tokens);
+
+        // Upscale the image features and predict masks from the mask tokens.
+        src = srcOut.transpose(1, 2).view(b, c, h, w);
+        Tensor upscaled_embedding;
+        if (!use_high_res_features)
+        {
+            upscaled_embedding = output_upscaling.forward(src);
+        }
+        else
+        {
+            if (high_res_features is null || high_res_features.Count != 2)
+                throw new ArgumentException("use_high_res_features needs high_res_features = [feat_s0, feat_s1]");
+            var dc1 = output_upscaling[0];
+            var ln1 = output_upscaling[1];
+            var act1 = output_upscaling[2];
+            var dc2 = output_upscaling[3];
+            var act2 = output_upscaling[4];
+            var feat_s0 = high_res_features[0];
+            var feat_s1 = high_res_features[1];
+            upscaled_embedding = act1.forward(ln1.forward(dc1.forward(src) + feat_s1));
+            upscaled_embedding = act2.forward(dc2.forward(upscaled_embedding) + feat_s0);
+        }
+
+        var hyper_in_list = new Tensor[num_mask_tokens];
+        for (int i = 0; i < num_mask_tokens; i++)
+            hyper_in_list[i] = output_hypernetworks_mlps[i].forward(mask_tokens_out.select(1, i));
+        var hyper_in = stack(hyper_in_list, 1);
+        long ub = upscaled_embedding.size(0), uc = upscaled_embedding.size(1), uh = upscaled_embedding.size(2), uw = upscaled_embedding.size(3);
+        var masks = hyper_in.matmul(upscaled_embedding.view(ub, uc, uh * uw)).view(ub, -1, uh, uw);
+
+        // Mask quality predictions.
+        var iou_pred = iou_prediction_head.forward(iou_token_out);
+        Tensor object_score_logits;
+        if (pred_obj_scores)
+            object_score_logits = pred_obj_score_head!.forward(hs.select(1, 0));
+        else
+            // Without a head, assume the object is present (sigmoid(10) ≈ 1).
+            object_score_logits = full([iou_pred.size(0), 1], 10.0, iou_pred.dtype, iou_pred.device);
+
+        return (masks.MoveToOuterDisposeScope(), iou_pred.MoveToOuterDisposeScope(),
+                mask_tokens_out.MoveToOuterDisposeScope(), object_score_logits.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Stability score: IoU between the masks thresholded at +delta and at -delta.</summary>
+    public Tensor _get_stability_scores(Tensor mask_logits)
+    {
+        using var scope = NewDisposeScope();
+        var flat = mask_logits.flatten(-2);
+        double delta = dynamic_multimask_stability_delta;
+        var area_i = (flat > delta).sum(-1).@float();
+        var area_u = (flat > -delta).sum(-1).@float();
+        var stability_scores = where(area_u > 0, area_i / area_u, 1.0);
+        return stability_scores.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// For single-mask output: keeps the token-0 mask when it is stable, otherwise takes the
+    /// multimask output (tokens 1..3) with the highest predicted IoU.
+    /// </summary>
+    public (Tensor mask_logits, Tensor iou_scores) _dynamic_multimask_via_stability(Tensor all_mask_logits, Tensor all_iou_scores)
+    {
+        using var scope = NewDisposeScope();
+        var multimask_logits = all_mask_logits.slice(1, 1, null);
+        var multimask_iou_scores = all_iou_scores.slice(1, 1, null);
+        var best_scores_inds = multimask_iou_scores.argmax(-1);
+        var batch_inds = arange(multimask_iou_scores.size(0), ScalarType.Int64, all_iou_scores.device);
+        var best_multimask_logits = multimask_logits.index(batch_inds, best_scores_inds).unsqueeze(1);
+        var best_multimask_iou_scores = multimask_iou_scores.index(batch_inds, best_scores_inds).unsqueeze(1);
+
+        var singlemask_logits = all_mask_logits.slice(1, 0, 1);
+        var singlemask_iou_scores = all_iou_scores.slice(1, 0, 1);
+        var stability_scores = _get_stability_scores(singlemask_logits);
+        var is_stable = stability_scores >= dynamic_multimask_stability_thresh;
+
+        var mask_logits_out = where(
+            is_stable.unsqueeze(-1).unsqueeze(-1).expand_as(singlemask_logits),
+            singlemask_logits,
+            best_multimask_logits);
+        var iou_scores_out = where(
+            is_stable.expand_as(singlemask_iou_scores),
+            singlemask_iou_scores,
+            best_multimask_iou_scores);
+        return (mask_logits_out.MoveToOuterDisposeScope(), iou_scores_out.MoveToOuterDisposeScope());
+    }
+}
