@@ -1,36 +1,45 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace TorchSam2.Torch.Serialization;
 
-/// <summary>CRC-32 (IEEE 802.3, as zip uses), slicing-by-4; no package dependency.</summary>
+/// <summary>CRC-32 (IEEE 802.3, as zip uses), slicing-by-8; no package dependency.</summary>
 internal static class Crc32
 {
-    private static readonly uint[][] Tables = BuildTables();
+    private static readonly uint[] Table = BuildTable();
 
-    private static uint[][] BuildTables()
+    // Table[k * 256 + i]: CRC of byte i followed by k zero bytes.
+    private static uint[] BuildTable()
     {
-        var t = new uint[4][];
-        for (int k = 0; k < 4; k++) t[k] = new uint[256];
+        var t = new uint[8 * 256];
         for (uint i = 0; i < 256; i++)
         {
             uint c = i;
             for (int j = 0; j < 8; j++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[0][i] = c;
+            t[i] = c;
         }
         for (int i = 0; i < 256; i++)
-            for (int k = 1; k < 4; k++) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
+            for (int k = 1; k < 8; k++) t[k * 256 + i] = (t[(k - 1) * 256 + i] >> 8) ^ t[t[(k - 1) * 256 + i] & 0xFF];
         return t;
     }
 
     public static uint Compute(ReadOnlySpan<byte> data)
     {
-        uint[] t0 = Tables[0], t1 = Tables[1], t2 = Tables[2], t3 = Tables[3];
+        // Unchecked table reads: every index is masked to 0..255 within its 256-entry slice.
+        ref uint t = ref MemoryMarshal.GetArrayDataReference(Table);
         uint c = 0xFFFFFFFFu;
         int i = 0;
-        for (; i + 4 <= data.Length; i += 4)
+        for (; i + 8 <= data.Length; i += 8)
         {
-            c ^= (uint)(data[i] | data[i + 1] << 8 | data[i + 2] << 16 | data[i + 3] << 24);
-            c = t3[c & 0xFF] ^ t2[(c >> 8) & 0xFF] ^ t1[(c >> 16) & 0xFF] ^ t0[c >> 24];
+            uint lo = BinaryPrimitives.ReadUInt32LittleEndian(data.Slice(i, 4)) ^ c;
+            uint hi = BinaryPrimitives.ReadUInt32LittleEndian(data.Slice(i + 4, 4));
+            c = Unsafe.Add(ref t, 7 * 256 + (int)(lo & 0xFF)) ^ Unsafe.Add(ref t, 6 * 256 + (int)((lo >> 8) & 0xFF)) ^
+                Unsafe.Add(ref t, 5 * 256 + (int)((lo >> 16) & 0xFF)) ^ Unsafe.Add(ref t, 4 * 256 + (int)(lo >> 24)) ^
+                Unsafe.Add(ref t, 3 * 256 + (int)(hi & 0xFF)) ^ Unsafe.Add(ref t, 2 * 256 + (int)((hi >> 8) & 0xFF)) ^
+                Unsafe.Add(ref t, 256 + (int)((hi >> 16) & 0xFF)) ^ Unsafe.Add(ref t, (int)(hi >> 24));
         }
-        for (; i < data.Length; i++) c = t0[(c ^ data[i]) & 0xFF] ^ (c >> 8);
+        for (; i < data.Length; i++) c = Unsafe.Add(ref t, (int)((c ^ data[i]) & 0xFF)) ^ (c >> 8);
         return ~c;
     }
 }

@@ -1,5 +1,3 @@
-using System.Reflection;
-
 namespace TorchSam2.Configs;
 
 /// <summary>

@@ -25,6 +25,11 @@ public static partial class YamlTree
         {
             throw new Sam2ConfigException($"invalid YAML at line {e.Start.Line}, column {e.Start.Column}: {e.Message}", e);
         }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet's scanner throws this for some unterminated flow collections at end of input.
+            throw new Sam2ConfigException("invalid YAML: unexpected end of input (unterminated [ ] or { }?)", e);
+        }
         if (stream.Documents.Count == 0) return new OrderedDictionary<string, object?>();
         return Convert(stream.Documents[0].RootNode, new Dictionary<YamlNode, object?>(ReferenceEqualityComparer.Instance));
     }

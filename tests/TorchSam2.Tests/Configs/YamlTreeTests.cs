@@ -73,14 +73,17 @@ public class YamlTreeTests
     [Fact]
     public void InvalidYamlReportsLine()
     {
-        var e = Assert.Throws<Sam2ConfigException>(() => YamlTree.Parse("a: [1, 2\nb: 3\n"));
-        Assert.Contains("line", e.Message);
+        var e = Assert.Throws<Sam2ConfigException>(() => YamlTree.Parse("a: 1\n  - b: [\n"));
+        Assert.Contains("invalid YAML at line 2", e.Message);
+        var eof = Assert.Throws<Sam2ConfigException>(() => YamlTree.Parse("a: [1, 2\nb: 3\n"));
+        Assert.Contains("invalid YAML", eof.Message);
     }
 
     [Fact]
     public void DuplicateKeysAreRejected()
     {
         var e = Assert.Throws<Sam2ConfigException>(() => YamlTree.Parse("a: 1\na: 2\n"));
-        Assert.Contains("'a'", e.Message);
+        Assert.Contains("line 2", e.Message);
+        Assert.Contains("Duplicate key", e.Message);
     }
 }

@@ -34,7 +34,9 @@ internal static class MemoryParityData
             var t = Tensor.FromBytes(rec.Data, rec.DType, rec.Shape);
             if (rec.DType.IsFloatingPoint() && rec.DType != ScalarType.Float32)
             {
-                using (t) t = t.to(ScalarType.Float32);
+                var f32 = t.to(ScalarType.Float32);
+                t.Dispose();
+                t = f32;
             }
             result[prefix is null ? name : name[prefix.Length..]] = t.DetachFromDisposeScope();
         }

@@ -146,9 +146,10 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
                 bad.Add($"{key}: model [{string.Join(",", t.shape)}] {t.dtype.TorchName()} vs manifest [{string.Join(",", shape)}] {dtype}");
         }
         Assert.True(bad.Count == 0, string.Join("\n", bad.Take(20)));
-        long numParams = model.NumParameters();
-        Assert.Equal(doc.RootElement.GetProperty("num_params").GetInt64(), numParams);
-        output.WriteLine($"{name}: {sd.Count} tensors, {numParams} parameters match the manifest");
+        // the manifest's num_params counts every state-dict element (parameters and persistent buffers)
+        long numElements = sd.Values.Sum(t => t.numel());
+        Assert.Equal(doc.RootElement.GetProperty("num_params").GetInt64(), numElements);
+        output.WriteLine($"{name}: {sd.Count} tensors, {numElements} elements match the manifest");
     }
 
     // ---- image features against the reference ------------------------------------------------
@@ -252,6 +253,106 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
         {
             output_dict.DisposeAll();
         }
+    }
+
+    /// <summary>
+    /// The first two micro_video prompts (a click, then a box on another object, both on frame 0) as
+    /// SAM2VideoPredictor runs them: track_step on an initial conditioning frame without the memory
+    /// encoder, then the low-res logits resized to the video size.
+    /// </summary>
+    [Fact]
+    public void TrackStep_FirstVideoPrompts_MatchReference()
+    {
+        string dir = CaseDir("micro_video");
+        if (!Have(Path.Combine(dir, "expected.safetensors"))) return;
+        using var _ = inference_mode();
+        var cfg = Sam2ConfigLoader.Load(Path.Combine(dir, "model.yaml"));
+        using var model = BuildSam.build_sam2_video_predictor(cfg, Path.Combine(dir, "weights.safetensors"));
+        var inputs = Load(Path.Combine(dir, "inputs.safetensors"));
+        var exp = Load(Path.Combine(dir, "expected.safetensors"));
+        try
+        {
+            using var scope = NewDisposeScope();
+            const long videoH = 120, videoW = 160;
+            int numFrames = (int)inputs["frames"].size(0);
+            var frame0 = inputs["frames"][0..1];
+            using var backbone_out = model.forward_image(frame0);
+            using var prep = model._prepare_backbone_features(backbone_out);
+
+            Tensor Run(float[] pts, int[] labels)
+            {
+                // pixel coords -> model input coords (normalized by the video size, times image_size)
+                var coords = tensor(pts, [1, labels.Length, 2]) / tensor(new float[] { videoW, videoH }) * model.image_size;
+                using var points = new PointInputs(coords, tensor(labels, [1, labels.Length]));
+                using var outp = model.track_step(0, true, prep.vision_feats, prep.vision_pos_embeds, prep.feat_sizes, points, null,
+                    new OutputDict(), numFrames, run_mem_encoder: false);
+                Assert.Null(outp.maskmem_features);
+                using var filled = FillHoles(outp.pred_masks!, cfg.WithVideoPredictorOverrides().FillHoleArea);
+                return nn.functional.interpolate(filled, size: [videoH, videoW], mode: "bilinear", align_corners: false);
+            }
+
+            var obj1 = Run([80, 60], [1]);
+            CheckMasks("step0.video_res_masks", exp["step0.video_res_masks"], obj1);
+            var obj5 = Run([10, 10, 70, 90], [2, 3]); // a box is two corner points with labels 2, 3
+            CheckMasks("step1.video_res_masks", exp["step1.video_res_masks"], cat([obj1, obj5], 0));
+        }
+        finally
+        {
+            DisposeAll(inputs.Values);
+            DisposeAll(exp.Values);
+        }
+    }
+
+    /// <summary>
+    /// The video predictor's hole filling (test-side reference): background (score &lt;= 0) 8-connected
+    /// components of area &lt;= maxArea get score 0.1. Input [1, 1, h, w].
+    /// </summary>
+    private static Tensor FillHoles(Tensor mask, int maxArea)
+    {
+        int h = (int)mask.size(2), w = (int)mask.size(3);
+        var v = mask.ToArray<float>();
+        var seen = new bool[v.Length];
+        var comp = new List<int>();
+        var stack = new Stack<int>();
+        for (int start = 0; start < v.Length; start++)
+        {
+            if (seen[start] || v[start] > 0) continue;
+            comp.Clear();
+            seen[start] = true;
+            stack.Push(start);
+            while (stack.Count > 0)
+            {
+                int p = stack.Pop();
+                comp.Add(p);
+                int y = p / w, x = p % w;
+                for (int dy = -1; dy <= 1; dy++)
+                    for (int dx = -1; dx <= 1; dx++)
+                    {
+                        int ny = y + dy, nx = x + dx;
+                        if (ny < 0 || ny >= h || nx < 0 || nx >= w) continue;
+                        int q = ny * w + nx;
+                        if (seen[q] || v[q] > 0) continue;
+                        seen[q] = true;
+                        stack.Push(q);
+                    }
+            }
+            if (comp.Count <= maxArea) foreach (int p in comp) v[p] = 0.1f;
+        }
+        return tensor(v, mask.shape);
+    }
+
+    /// <summary>Mask logits: elementwise tolerance (0.01 for video) and sign agreement.</summary>
+    private void CheckMasks(string name, Tensor expected, Tensor actual, double tol = 1e-2, double agreement = 0.995)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        using var scope = NewDisposeScope();
+        var diff = (actual - expected).abs();
+        double maxErr = diff.max().item<float>();
+        double agree = (actual > 0).eq(expected > 0).@float().mean().item<float>();
+        double excess = (diff - (expected.abs() * tol + tol)).max().item<float>();
+        output.WriteLine($"{name}: max abs err {maxErr:E3}, sign agreement {agree:F5}");
+        Assert.True(agree >= agreement, $"{name}: sign agreement {agree:F5} < {agreement}");
+        Assert.True(excess <= 0, $"{name}: max abs err {maxErr:E3} exceeds tolerance");
     }
 
     [Fact]

@@ -50,21 +50,21 @@ public class ParityCasesTests(ITestOutputHelper output)
             Assert.False(InCi, $"CI=true but {source} is missing");
             return;
         }
-        // A copy of the case whose prompt-encoder output is nudged past tolerance.
+        // A copy of the case whose memory-attention output (consumed by no later step) is nudged past tolerance.
         var dir = Path.Combine(Path.GetTempPath(), "torchsam2-tests", "altered_" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         foreach (var f in Directory.GetFiles(source)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
         var expected = TorchSam2.Torch.Serialization.SafeTensors.Read(Path.Combine(dir, "expected.safetensors"));
         var tensors = expected.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value);
-        var sparse = tensors["pe.sparse"];
+        var sparse = tensors["ma.out"];
         var values = sparse.ToFloat32Array();
         values[0] += 0.5f;
-        tensors["pe.sparse"] = TorchSam2.Torch.Serialization.TensorRecord.FromFloat32(sparse.Shape, values);
+        tensors["ma.out"] = TorchSam2.Torch.Serialization.TensorRecord.FromFloat32(sparse.Shape, values);
         TorchSam2.Torch.Serialization.SafeTensors.Write(Path.Combine(dir, "expected.safetensors"), tensors);
         var report = ParityRunner.Run(dir);
         Assert.False(report.Passed);
         var bad = Assert.Single(report.Checks, c => !c.Passed);
-        Assert.Equal("pe.sparse", bad.Name);
+        Assert.Equal("ma.out", bad.Name);
         Assert.Contains("1 of", bad.Problem);
         Assert.True(bad.MaxAbsError >= 0.49, $"max error {bad.MaxAbsError}");
         Directory.Delete(dir, true);

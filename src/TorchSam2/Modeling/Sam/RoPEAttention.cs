@@ -59,7 +59,7 @@ public static class RoPE
         var sin = table[TensorIndex.Ellipsis, 1];
         var qOut = Rotate(xq, cos, sin).to(xq.dtype);
         if (xk.size(-2) == 0)
-            return (qOut.MoveToOuterDisposeScope(), xk.alias());
+            return (qOut.MoveToOuterDisposeScope(), xk.alias().MoveToOuterDisposeScope());
         if (repeat_freqs_k)
         {
             long r = xk.size(-2) / n;

@@ -1,0 +1,120 @@
+using TorchSam2.Modeling;
+using TorchSam2.Modeling.Backbones;
+using TorchSam2.Torch;
+
+namespace TorchSam2;
+
+// Python's `inference_state` dict of sam2/sam2_video_predictor.py as a typed class. Every tensor
+// held here is detached from dispose scopes and owned by the state: replacing or removing an entry
+// disposes the previous value, and Dispose() releases everything (including the frames).
+
+/// <summary>
+/// Per-video session of <see cref="Sam2VideoPredictor"/>: the preprocessed frames, the prompts and
+/// outputs of every object (independently per object, as the December 2024 predictor), a small
+/// cache of backbone features and the constants shared across frames.
+/// </summary>
+public sealed class VideoInferenceState : IDisposable
+{
+    private bool _disposed;
+
+    internal VideoInferenceState(Tensor images, int videoHeight, int videoWidth, Device device, Device storageDevice,
+        bool offloadVideoToCpu, bool offloadStateToCpu, int featureCacheSize)
+    {
+        if (images.dim() != 4 || images.size(1) != 3)
+            throw new ArgumentException($"frames must be a T×3×S×S tensor, got [{string.Join(", ", images.shape)}]");
+        if (images.size(0) == 0) throw new ArgumentException("the video has no frames");
+        if (videoHeight <= 0 || videoWidth <= 0)
+            throw new ArgumentOutOfRangeException(nameof(videoHeight), $"video size must be positive, got {videoHeight}x{videoWidth}");
+        if (featureCacheSize < 1) throw new ArgumentOutOfRangeException(nameof(featureCacheSize), "the feature cache needs at least one entry");
+        Images = images;
+        NumFrames = (int)images.size(0);
+        VideoHeight = videoHeight;
+        VideoWidth = videoWidth;
+        Device = device;
+        StorageDevice = storageDevice;
+        OffloadVideoToCpu = offloadVideoToCpu;
+        OffloadStateToCpu = offloadStateToCpu;
+        FeatureCacheSize = featureCacheSize;
+    }
+
+    /// <summary>Preprocessed frames T×3×S×S (float, normalized), on the compute device or on the CPU when offloaded.</summary>
+    public Tensor Images { get; }
+    public int NumFrames { get; }
+    /// <summary>Original video size; outputs (video_res_masks) are resized to it.</summary>
+    public int VideoHeight { get; }
+    public int VideoWidth { get; }
+    /// <summary>Device the model computes on.</summary>
+    public Device Device { get; }
+    /// <summary>Where per-frame outputs are kept (the CPU when the state is offloaded).</summary>
+    public Device StorageDevice { get; }
+    public bool OffloadVideoToCpu { get; }
+    public bool OffloadStateToCpu { get; }
+
+    /// <summary>How many frames' backbone features are kept (least recently used are evicted). Upstream keeps one.</summary>
+    public int FeatureCacheSize { get; }
+
+    // ---- prompts (obj_idx → frame_idx → input) -----------------------------------------------
+    internal Dictionary<int, SortedDictionary<int, PointInputs>> point_inputs_per_obj { get; } = new();
+    internal Dictionary<int, SortedDictionary<int, Tensor>> mask_inputs_per_obj { get; } = new();
+
+    // ---- backbone feature cache: frame_idx → features, most recently used last ---------------
+    internal LinkedList<(int frame_idx, ImageEncoderOutput features)> cached_features { get; } = new();
+
+    // ---- constants: maskmem_pos_enc is the same for every frame and object (one-object slices) -
+    internal List<Tensor>? constant_maskmem_pos_enc { get; set; }
+
+    // ---- object id mapping ---------------------------------------------------------------------
+    internal Dictionary<int, int> obj_id_to_idx { get; set; } = new();
+    internal Dictionary<int, int> obj_idx_to_id { get; set; } = new();
+    internal List<int> obj_ids { get; set; } = new();
+
+    // ---- outputs (obj_idx → ...) ----------------------------------------------------------------
+    internal Dictionary<int, OutputDict> output_dict_per_obj { get; } = new();
+    /// <summary>Outputs of frames that just received prompts, merged into output_dict_per_obj when propagation starts.</summary>
+    internal Dictionary<int, OutputDict> temp_output_dict_per_obj { get; } = new();
+    /// <summary>obj_idx → frame_idx → whether it was tracked in reverse.</summary>
+    internal Dictionary<int, Dictionary<int, bool>> frames_tracked_per_obj { get; } = new();
+
+    /// <summary>Client-side object ids, in model order (the order of rows in video_res_masks).</summary>
+    public IReadOnlyList<int> ObjectIds => obj_ids.ToArray();
+
+    /// <summary>Number of objects received so far in this session.</summary>
+    public int ObjectCount => obj_idx_to_id.Count;
+
+    /// <summary>Frames holding prompts (points or masks) for an object id; empty for an unknown id.</summary>
+    public IReadOnlyList<int> PromptedFrames(int objId)
+    {
+        if (!obj_id_to_idx.TryGetValue(objId, out var idx)) return [];
+        return point_inputs_per_obj[idx].Keys.Union(mask_inputs_per_obj[idx].Keys).OrderBy(x => x).ToArray();
+    }
+
+    internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>Drops every cached backbone feature.</summary>
+    internal void ClearFeatureCache()
+    {
+        foreach (var (_, f) in cached_features) f.Dispose();
+        cached_features.Clear();
+    }
+
+    /// <summary>Disposes all prompts and outputs of every object (the id mapping is kept).</summary>
+    internal void DisposeAllTracking()
+    {
+        foreach (var d in point_inputs_per_obj.Values) { foreach (var p in d.Values) p.Dispose(); d.Clear(); }
+        foreach (var d in mask_inputs_per_obj.Values) { foreach (var m in d.Values) m.Dispose(); d.Clear(); }
+        foreach (var d in output_dict_per_obj.Values) d.DisposeAll();
+        foreach (var d in temp_output_dict_per_obj.Values) d.DisposeAll();
+        foreach (var d in frames_tracked_per_obj.Values) d.Clear();
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        DisposeAllTracking();
+        ClearFeatureCache();
+        if (constant_maskmem_pos_enc is not null) foreach (var t in constant_maskmem_pos_enc) t.Dispose();
+        constant_maskmem_pos_enc = null;
+        Images.Dispose();
+    }
+}
