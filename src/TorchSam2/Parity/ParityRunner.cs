@@ -268,6 +268,126 @@ public sealed class ParityRunner
 
     private void RunVideo(SAM2Base model)
     {
-        _report.NotImplemented.Add("video steps: the video predictor is not ported yet");
+        // the case model is built like build_sam2_video_predictor: apply the video overrides on top of the yaml
+        var videoCfg = BuildSam.VideoPredictorConfig(Sam2ConfigLoader.Load(_case.ConfigPath));
+        using var predictor = Sam2VideoPredictor.FromConfig(model, videoCfg);
+        VideoInferenceState? state = null;
+        try
+        {
+            int i = 0;
+            foreach (var node in _case.Steps)
+            {
+                var step = (JsonObject)node!;
+                string op = step["op"]!.GetValue<string>();
+                string label = $"{i++}:{op}";
+                try
+                {
+                    if (op != "init_state" && state is null) throw new InvalidOperationException("no init_state step before this one");
+                    switch (op)
+                    {
+                        case "init_state":
+                            state?.Dispose();
+                            state = predictor.InitState(Input(step["frames"]!.GetValue<string>()), step["video_height"]!.GetValue<int>(),
+                                step["video_width"]!.GetValue<int>());
+                            break;
+                        case "add_new_points_or_box":
+                        {
+                            var (f, ids, masks) = predictor.AddNewPointsOrBox(state!, step["frame_idx"]!.GetValue<int>(), step["obj_id"]!.GetValue<int>(),
+                                Points(step["points"]), Ints(step["labels"]), Bool(step, "clear_old_points", true), Bool(step, "normalize_coords", true),
+                                Floats(step["box"]));
+                            using (masks) CheckVideoFrame(label, step["expect"], f, ids, masks);
+                            break;
+                        }
+                        case "add_new_mask":
+                        {
+                            var (f, ids, masks) = predictor.AddNewMask(state!, step["frame_idx"]!.GetValue<int>(), step["obj_id"]!.GetValue<int>(),
+                                Input(step["mask"]!.GetValue<string>()));
+                            using (masks) CheckVideoFrame(label, step["expect"], f, ids, masks);
+                            break;
+                        }
+                        case "propagate_in_video":
+                        {
+                            var expect = step["expect"] as JsonArray ?? [];
+                            int k = 0;
+                            foreach (var (f, ids, masks) in predictor.PropagateInVideo(state!, OptInt(step["start_frame_idx"]),
+                                OptInt(step["max_frame_num_to_track"]), Bool(step, "reverse", false)))
+                            {
+                                using (masks)
+                                {
+                                    if (k < expect.Count) CheckVideoFrame($"{label}[{k}]", expect[k], f, ids, masks);
+                                    else VideoMismatch($"{label}[{k}]", "frames", $"yielded frame {f} beyond the {expect.Count} expected");
+                                }
+                                k++;
+                            }
+                            if (k < expect.Count) VideoMismatch(label, "frames", $"yielded {k} frames, expected {expect.Count}");
+                            break;
+                        }
+                        case "clear_all_prompts_in_frame":
+                        {
+                            bool needOutput = Bool(step, "need_output", true);
+                            var r = predictor.ClearAllPromptsInFrame(state!, step["frame_idx"]!.GetValue<int>(), step["obj_id"]!.GetValue<int>(), needOutput);
+                            if (r is { } res)
+                                using (res.videoResMasks) CheckVideoFrame(label, step["expect"], res.frameIdx, res.objIds, res.videoResMasks);
+                            break;
+                        }
+                        case "remove_object":
+                        {
+                            var (ids, updated) = predictor.RemoveObject(state!, step["obj_id"]!.GetValue<int>(), Bool(step, "strict", false),
+                                Bool(step, "need_output", true));
+                            try
+                            {
+                                if (step["expect"] is JsonObject exp)
+                                {
+                                    if (Ints(exp["obj_ids"]) is int[] wantIds && !wantIds.SequenceEqual(ids))
+                                        VideoMismatch(label, "obj_ids", $"[{string.Join(", ", ids)}] vs expected [{string.Join(", ", wantIds)}]");
+                                    if (exp["updated_frames"] is JsonArray ufs)
+                                    {
+                                        if (ufs.Count != updated.Count) VideoMismatch(label, "updated_frames", $"{updated.Count} frames vs expected {ufs.Count}");
+                                        for (int u = 0; u < Math.Min(ufs.Count, updated.Count); u++)
+                                            CheckVideoFrame($"{label}[{u}]", ufs[u], updated[u].frameIdx, null, updated[u].videoResMasks);
+                                    }
+                                }
+                            }
+                            finally
+                            {
+                                foreach (var (_, m) in updated) m.Dispose();
+                            }
+                            break;
+                        }
+                        case "reset_state":
+                            predictor.ResetState(state!);
+                            break;
+                        default:
+                            _report.NotImplemented.Add($"{label}: step '{op}' is not a video step");
+                            break;
+                    }
+                }
+                catch (Exception e)
+                {
+                    _report.Errors.Add($"{label}: {e.GetType().Name}: {e.Message}");
+                }
+            }
+        }
+        finally
+        {
+            state?.Dispose();
+        }
+    }
+
+    private static int? OptInt(JsonNode? n) => n is JsonValue v ? v.GetValue<int>() : null;
+
+    private void VideoMismatch(string step, string name, string problem) =>
+        Add(new ParityCheck(step, name, [], double.NaN, null, false, problem));
+
+    // Compares one video output (frame index, object ids, masks) with an expect object; absent keys are not checked.
+    private void CheckVideoFrame(string step, JsonNode? expect, int frameIdx, IReadOnlyList<int>? objIds, Tensor masks)
+    {
+        if (expect is not JsonObject exp) return;
+        if (OptInt(exp["frame_idx"]) is int wantFrame && wantFrame != frameIdx)
+            VideoMismatch(step, "frame_idx", $"frame {frameIdx} vs expected {wantFrame}");
+        if (objIds is not null && Ints(exp["obj_ids"]) is int[] wantIds && !wantIds.SequenceEqual(objIds))
+            VideoMismatch(step, "obj_ids", $"[{string.Join(", ", objIds)}] vs expected [{string.Join(", ", wantIds)}]");
+        if (exp["video_res_masks"] is JsonValue name)
+            Compare(step, name.GetValue<string>(), masks, "video_res_masks");
     }
 }

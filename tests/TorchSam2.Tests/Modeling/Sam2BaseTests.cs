@@ -256,12 +256,12 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// The first two micro_video prompts (a click, then a box on another object, both on frame 0) as
-    /// SAM2VideoPredictor runs them: track_step on an initial conditioning frame without the memory
-    /// encoder, then the low-res logits resized to the video size.
+    /// The first micro_video steps as SAM2VideoPredictor runs them: a click and a box (two objects) on
+    /// frame 0 (track_step on an initial conditioning frame without the memory encoder, hole filling,
+    /// resize to the video size), then forward propagation over all frames, one object at a time.
     /// </summary>
     [Fact]
-    public void TrackStep_FirstVideoPrompts_MatchReference()
+    public void TrackStep_VideoPromptsAndPropagation_MatchReference()
     {
         string dir = CaseDir("micro_video");
         if (!Have(Path.Combine(dir, "expected.safetensors"))) return;
@@ -279,22 +279,69 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
             using var backbone_out = model.forward_image(frame0);
             using var prep = model._prepare_backbone_features(backbone_out);
 
-            Tensor Run(float[] pts, int[] labels)
+            int fillHoleArea = cfg.WithVideoPredictorOverrides().FillHoleArea;
+            (FrameOutput out_, Tensor video) Run(float[] pts, int[] labels)
             {
                 // pixel coords -> model input coords (normalized by the video size, times image_size)
                 var coords = tensor(pts, [1, labels.Length, 2]) / tensor(new float[] { videoW, videoH }) * model.image_size;
                 using var points = new PointInputs(coords, tensor(labels, [1, labels.Length]));
-                using var outp = model.track_step(0, true, prep.vision_feats, prep.vision_pos_embeds, prep.feat_sizes, points, null,
+                var outp = model.track_step(0, true, prep.vision_feats, prep.vision_pos_embeds, prep.feat_sizes, points, null,
                     new OutputDict(), numFrames, run_mem_encoder: false);
                 Assert.Null(outp.maskmem_features);
-                using var filled = FillHoles(outp.pred_masks!, cfg.WithVideoPredictorOverrides().FillHoleArea);
-                return nn.functional.interpolate(filled, size: [videoH, videoW], mode: "bilinear", align_corners: false);
+                // the predictor stores the hole-filled low-res logits
+                var filled = FillHoles(outp.pred_masks!, fillHoleArea);
+                outp.pred_masks!.Dispose();
+                outp.pred_masks = filled;
+                outp.DetachFromDisposeScope();
+                return (outp, nn.functional.interpolate(filled, size: [videoH, videoW], mode: "bilinear", align_corners: false));
             }
 
             var obj1 = Run([80, 60], [1]);
-            CheckMasks("step0.video_res_masks", exp["step0.video_res_masks"], obj1);
+            CheckMasks("step0.video_res_masks", exp["step0.video_res_masks"], obj1.video);
             var obj5 = Run([10, 10, 70, 90], [2, 3]); // a box is two corner points with labels 2, 3
-            CheckMasks("step1.video_res_masks", exp["step1.video_res_masks"], cat([obj1, obj5], 0));
+            CheckMasks("step1.video_res_masks", exp["step1.video_res_masks"], cat([obj1.video, obj5.video], 0));
+
+            // propagate_in_video: encode each object's frame-0 memory from its (hole-filled) prompt mask,
+            // then track frames 1.. per object with memory attention over bf16 memories and object pointers.
+            var perObj = new[] { obj1.out_, obj5.out_ };
+            var dicts = new[] { new OutputDict(), new OutputDict() };
+            try
+            {
+                for (int o = 0; o < 2; o++)
+                {
+                    var c = perObj[o];
+                    using var hi = nn.functional.interpolate(c.pred_masks!, size: [model.image_size, model.image_size], mode: "bilinear", align_corners: false);
+                    var (mf, mp) = model._encode_new_memory(prep.vision_feats, prep.feat_sizes, hi, c.object_score_logits, is_mask_from_pts: true);
+                    c.maskmem_features = mf;
+                    c.maskmem_pos_enc = mp;
+                    c.StoreMemoryAsBFloat16();
+                    dicts[o].cond_frame_outputs[0] = c;
+                }
+                CheckMasks("step2.frame0.video_res_masks", exp["step2.frame0.video_res_masks"], cat([obj1.video, obj5.video], 0));
+                for (int f = 1; f < numFrames; f++)
+                {
+                    using var fscope = NewDisposeScope();
+                    using var bo = model.forward_image(inputs["frames"][f..(f + 1)]);
+                    using var pf = model._prepare_backbone_features(bo);
+                    var videoMasks = new List<Tensor>();
+                    for (int o = 0; o < 2; o++)
+                    {
+                        var outp = model.track_step(f, false, pf.vision_feats, pf.vision_pos_embeds, pf.feat_sizes, null, null, dicts[o], numFrames);
+                        var filled = FillHoles(outp.pred_masks!, fillHoleArea);
+                        outp.pred_masks!.Dispose();
+                        outp.pred_masks = filled;
+                        outp.StoreMemoryAsBFloat16();
+                        outp.DetachFromDisposeScope();
+                        dicts[o].non_cond_frame_outputs[f] = outp;
+                        videoMasks.Add(nn.functional.interpolate(filled, size: [videoH, videoW], mode: "bilinear", align_corners: false));
+                    }
+                    CheckMasks($"step2.frame{f}.video_res_masks", exp[$"step2.frame{f}.video_res_masks"], cat(videoMasks.ToArray(), 0));
+                }
+            }
+            finally
+            {
+                foreach (var d in dicts) d.DisposeAll();
+            }
         }
         finally
         {
