@@ -8,4 +8,5 @@ root.Subcommands.Add(SegmentCommand.Create());
 root.Subcommands.Add(ParityCommand.Create());
 root.Subcommands.Add(CheckpointCommands.CreateInspect());
 root.Subcommands.Add(CheckpointCommands.CreateConvert());
+root.Subcommands.Add(BenchCommand.Create());
 return root.Parse(args).Invoke();

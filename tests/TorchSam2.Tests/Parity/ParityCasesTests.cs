@@ -3,7 +3,7 @@ using Xunit.Abstractions;
 
 namespace TorchSam2.Tests.Parity;
 
-// Every case folder under the parity directory is replayed; image and module cases must pass.
+// Every case folder under the parity directory is replayed and must pass (image, module and video kinds).
 // With CI=true a missing parity folder is a failure, not a skip.
 public class ParityCasesTests(ITestOutputHelper output)
 {
@@ -27,17 +27,10 @@ public class ParityCasesTests(ITestOutputHelper output)
             return;
         }
         var dir = Path.Combine(TestPaths.ParityDir, name);
-        var kind = ParityCase.Load(dir).Kind;
         var report = ParityRunner.Run(dir, c => output.WriteLine(c.ToString()));
         foreach (var e in report.Errors) output.WriteLine("error: " + e);
         foreach (var n in report.NotImplemented) output.WriteLine("not implemented: " + n);
         output.WriteLine(report.Summary);
-        if (kind == "video" && report.NotImplemented.Count > 0 && report.Errors.Count == 0)
-        {
-            // The video predictor is tracked by its own issue; until it lands its cases report "not implemented".
-            output.WriteLine("video case pending the video predictor");
-            return;
-        }
         Assert.True(report.Passed, report.Summary + "\n" + string.Join("\n", report.Errors.Concat(report.Checks.Where(c => !c.Passed).Select(c => c.ToString()))));
     }
 
