@@ -39,6 +39,12 @@ int32_t export_rgb(const cv::Mat& img, uint8_t** data, int32_t* height, int32_t*
   return 0;
 }
 
+// A capture plus the frame size promised at open: every frame handed out has exactly that size.
+struct VideoReader {
+  cv::VideoCapture cap;
+  int height = 0, width = 0;
+};
+
 }  // namespace
 
 extern "C" {
@@ -89,16 +95,23 @@ void tsv_free(void* p) { std::free(p); }
 int32_t tsv_video_open(const char* path, void** reader, int32_t* height, int32_t* width,
                        int64_t* frame_count, double* fps, char* err, int32_t errlen) {
   try {
-    auto* cap = new cv::VideoCapture(path);
-    if (!cap->isOpened()) {
-      delete cap;
+    auto* r = new VideoReader();
+    r->cap.open(path);
+    if (!r->cap.isOpened()) {
+      delete r;
       return fail(err, errlen, std::string("cannot open video '") + path + "'");
     }
-    *height = static_cast<int32_t>(cap->get(cv::CAP_PROP_FRAME_HEIGHT));
-    *width = static_cast<int32_t>(cap->get(cv::CAP_PROP_FRAME_WIDTH));
-    *frame_count = static_cast<int64_t>(cap->get(cv::CAP_PROP_FRAME_COUNT));
-    *fps = cap->get(cv::CAP_PROP_FPS);
-    *reader = cap;
+    r->height = static_cast<int32_t>(r->cap.get(cv::CAP_PROP_FRAME_HEIGHT));
+    r->width = static_cast<int32_t>(r->cap.get(cv::CAP_PROP_FRAME_WIDTH));
+    if (r->height <= 0 || r->width <= 0) {
+      delete r;
+      return fail(err, errlen, std::string("video '") + path + "' reports no frame size");
+    }
+    *height = r->height;
+    *width = r->width;
+    *frame_count = static_cast<int64_t>(r->cap.get(cv::CAP_PROP_FRAME_COUNT));
+    *fps = r->cap.get(cv::CAP_PROP_FPS);
+    *reader = r;
     return 0;
   } catch (const std::exception& e) {
     return fail(err, errlen, std::string("cannot open video '") + path + "': " + e.what());
@@ -107,14 +120,16 @@ int32_t tsv_video_open(const char* path, void** reader, int32_t* height, int32_t
 
 int32_t tsv_video_read(void* reader, uint8_t* dst, int32_t* got, char* err, int32_t errlen) {
   try {
-    auto* cap = static_cast<cv::VideoCapture*>(reader);
+    auto* r = static_cast<VideoReader*>(reader);
     cv::Mat frame;
-    if (!cap->read(frame) || frame.empty()) {
+    if (!r->cap.read(frame) || frame.empty()) {
       *got = 0;
       return 0;
     }
     cv::Mat rgb;
     cv::cvtColor(frame, rgb, frame.channels() == 1 ? cv::COLOR_GRAY2RGB : cv::COLOR_BGR2RGB);
+    // A stream whose frame size changes mid-way must not overrun the caller's buffer.
+    if (rgb.rows != r->height || rgb.cols != r->width) cv::resize(rgb, rgb, cv::Size(r->width, r->height), 0, 0, cv::INTER_AREA);
     for (int r = 0; r < rgb.rows; r++) std::memcpy(dst + static_cast<size_t>(r) * rgb.cols * 3, rgb.ptr(r), rgb.cols * 3);
     *got = 1;
     return 0;
@@ -125,14 +140,14 @@ int32_t tsv_video_read(void* reader, uint8_t* dst, int32_t* got, char* err, int3
 
 int32_t tsv_video_seek(void* reader, int64_t frame, char* err, int32_t errlen) {
   try {
-    auto* cap = static_cast<cv::VideoCapture*>(reader);
-    if (!cap->set(cv::CAP_PROP_POS_FRAMES, static_cast<double>(frame))) return fail(err, errlen, "seek failed");
+    auto* r = static_cast<VideoReader*>(reader);
+    if (!r->cap.set(cv::CAP_PROP_POS_FRAMES, static_cast<double>(frame))) return fail(err, errlen, "seek failed");
     return 0;
   } catch (const std::exception& e) {
     return fail(err, errlen, std::string("seek failed: ") + e.what());
   }
 }
 
-void tsv_video_close(void* reader) { delete static_cast<cv::VideoCapture*>(reader); }
+void tsv_video_close(void* reader) { delete static_cast<VideoReader*>(reader); }
 
 }  // extern "C"

@@ -121,15 +121,18 @@ public sealed class Sam2VideoPredictor : IDisposable
     }
 
     /// <summary>
-    /// Starts a session on a folder of JPEG/PNG frames (sorted by the number in their names, else by
-    /// name); each frame is resized and normalized with <see cref="SAM2Transforms"/>. All frames must
-    /// have the size of the first one.
+    /// Starts a session on a video file (MP4, AVI, ... decoded with OpenCV, see <see cref="VideoReader"/>)
+    /// or a folder of JPEG/PNG frames (sorted by the number in their names, else by name); each frame
+    /// is resized and normalized with <see cref="SAM2Transforms"/> as it is decoded, so only the
+    /// preprocessed frames are held (on the CPU with offloadVideoToCpu). All frames must have the
+    /// size of the first one.
     /// </summary>
     public VideoInferenceState InitState(string videoPath, bool offloadVideoToCpu = false, bool offloadStateToCpu = false)
     {
         ArgumentNullException.ThrowIfNull(videoPath);
+        if (File.Exists(videoPath)) return InitStateFromVideoFile(videoPath, offloadVideoToCpu, offloadStateToCpu);
         if (!Directory.Exists(videoPath))
-            throw new DirectoryNotFoundException($"video frame folder '{videoPath}' does not exist (only folders of JPEG/PNG frames are supported)");
+            throw new DirectoryNotFoundException($"video '{videoPath}' does not exist (expected a video file or a folder of JPEG/PNG frames)");
         string[] exts = [".jpg", ".jpeg", ".png"];
         var files = Directory.GetFiles(videoPath)
             .Where(p => exts.Contains(Path.GetExtension(p).ToLowerInvariant()))
@@ -157,6 +160,35 @@ public sealed class Sam2VideoPredictor : IDisposable
             }
             using var stacked = stack(frames.ToArray(), 0);
             return InitState(stacked, height, width, offloadVideoToCpu, offloadStateToCpu);
+        }
+        finally
+        {
+            foreach (var t in frames) t.Dispose();
+        }
+    }
+
+    /// <summary>Decodes a video file frame by frame into preprocessed frames and starts a session on them.</summary>
+    private VideoInferenceState InitStateFromVideoFile(string path, bool offloadVideoToCpu, bool offloadStateToCpu)
+    {
+        var transforms = new SAM2Transforms(ImageSize, 0.0);
+        var target = offloadVideoToCpu ? Device.CPU : Device;
+        var frames = new List<Tensor>();
+        try
+        {
+            using var _ = inference_mode();
+            using var reader = VideoReader.Open(path);
+            foreach (var img in reader.Frames())
+                frames.Add(transforms.Apply(img, target).DetachFromDisposeScope());
+            if (frames.Count == 0)
+                throw new InvalidDataException($"video '{path}' has no frames (or none could be decoded)");
+            Tensor stacked;
+            using (var scope = NewDisposeScope())
+                stacked = stack(frames.ToArray(), 0).MoveToOuterDisposeScope();
+            // the per-frame tensors are no longer needed: free them before the state warms up
+            foreach (var t in frames) t.Dispose();
+            frames.Clear();
+            using (stacked)
+                return InitState(stacked, reader.Height, reader.Width, offloadVideoToCpu, offloadStateToCpu);
         }
         finally
         {
@@ -543,9 +575,43 @@ public sealed class Sam2VideoPredictor : IDisposable
             }
             s.frames_tracked_per_obj[obj_idx][frame_idx] = reverse;
             pred_masks_per_obj[obj_idx] = pred_masks;
+            if (s.BoundedMemory) TrimNonCondMemory(s, obj_idx, frame_idx, reverse);
         }
         var all_pred_masks = pred_masks_per_obj.Length > 1 ? cat(pred_masks_per_obj, 0) : pred_masks_per_obj[0];
         return _get_orig_video_res_output(s, all_pred_masks).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// How many frames back (in the tracking direction) the model may still read a tracked output:
+    /// memories reach at most stride × (num_maskmem − 1) frames back (see
+    /// SAM2Base._prepare_memory_conditioned_features: the oldest is ⌊(t−2)/r⌋·r − (num_maskmem−3)·r),
+    /// object pointers max_obj_ptrs_in_encoder − 1 frames back.
+    /// </summary>
+    public int NonCondMemoryWindow
+    {
+        get
+        {
+            int r = Math.Max(1, Model.memory_temporal_stride_for_eval);
+            int w = Math.Max(1, r * (Model.num_maskmem - 1));
+            if (Model.use_obj_ptrs_in_encoder) w = Math.Max(w, Model.max_obj_ptrs_in_encoder - 1);
+            return w;
+        }
+    }
+
+    /// <summary>
+    /// Bounded memory: after tracking frame_idx, disposes the object's tracked outputs that the next
+    /// frame in this direction can no longer read (older than <see cref="NonCondMemoryWindow"/>).
+    /// </summary>
+    private void TrimNonCondMemory(VideoInferenceState s, int obj_idx, int frame_idx, bool reverse)
+    {
+        int w = NonCondMemoryWindow;
+        int next = reverse ? frame_idx - 1 : frame_idx + 1;
+        var non_cond = s.output_dict_per_obj[obj_idx].non_cond_frame_outputs;
+        // the dictionary is sorted: stale frames are at the start (forward) or the end (reverse)
+        var stale = reverse
+            ? non_cond.Keys.Reverse().TakeWhile(t => t > next + w).ToList()
+            : non_cond.Keys.TakeWhile(t => t < next - w).ToList();
+        foreach (int t in stale) RemoveOutput(non_cond, t);
     }
 
     // =========================================================================================

@@ -53,6 +53,16 @@ public sealed class VideoInferenceState : IDisposable
     /// <summary>How many frames' backbone features are kept (least recently used are evicted). Upstream keeps one.</summary>
     public int FeatureCacheSize { get; }
 
+    /// <summary>
+    /// Bounded memory for long videos (off by default, as upstream): while propagating, each
+    /// object's tracked (non-conditioning) outputs that fall behind the window the model can still
+    /// read (num_maskmem memories with the eval stride, and max_obj_ptrs_in_encoder pointers) are
+    /// disposed, so memory stays flat however long the video. Masks are unchanged; what is lost is
+    /// the stored output of old frames (a later correction click there starts without the previous
+    /// logits, and a later propagation re-tracks them).
+    /// </summary>
+    public bool BoundedMemory { get; set; }
+
     // ---- prompts (obj_idx → frame_idx → input) -----------------------------------------------
     internal Dictionary<int, SortedDictionary<int, PointInputs>> point_inputs_per_obj { get; } = new();
     internal Dictionary<int, SortedDictionary<int, Tensor>> mask_inputs_per_obj { get; } = new();
@@ -77,6 +87,9 @@ public sealed class VideoInferenceState : IDisposable
 
     /// <summary>Client-side object ids, in model order (the order of rows in video_res_masks).</summary>
     public IReadOnlyList<int> ObjectIds => obj_ids.ToArray();
+
+    /// <summary>Tracked (non-conditioning) frame outputs currently stored, summed over objects (bounded with <see cref="BoundedMemory"/>).</summary>
+    public int StoredTrackedOutputCount => output_dict_per_obj.Values.Sum(d => d.non_cond_frame_outputs.Count);
 
     /// <summary>Number of objects received so far in this session.</summary>
     public int ObjectCount => obj_idx_to_id.Count;
