@@ -102,11 +102,32 @@ public sealed class Sam2VideoPredictor : IDisposable
         if (frames.size(0) == 0) throw new ArgumentException("the video has no frames", nameof(frames));
         if (videoHeight <= 0 || videoWidth <= 0)
             throw new ArgumentOutOfRangeException(nameof(videoHeight), $"video size must be positive, got {videoHeight}x{videoWidth}");
+        VideoFrameSource source;
+        using (inference_mode())
+        using (var images = frames.to(offloadVideoToCpu ? Device.CPU : Device, ScalarType.Float32))
+            source = new TensorFrameSource(images, videoHeight, videoWidth);
+        return InitState(source, offloadVideoToCpu, offloadStateToCpu);
+    }
+
+    /// <summary>
+    /// Starts a session on any frame source (e.g. <see cref="LazyFrameSource"/>); the state owns
+    /// the source and disposes it.
+    /// </summary>
+    public VideoInferenceState InitState(VideoFrameSource frames, bool offloadVideoToCpu = false, bool offloadStateToCpu = false)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
         using var _ = inference_mode();
         var device = Device;
-        var images = frames.to(offloadVideoToCpu ? Device.CPU : device, ScalarType.Float32).DetachFromDisposeScope();
-        var state = new VideoInferenceState(images, videoHeight, videoWidth, device, offloadStateToCpu ? Device.CPU : device,
-            offloadVideoToCpu, offloadStateToCpu, FeatureCacheSize);
+        VideoInferenceState state;
+        try
+        {
+            state = new VideoInferenceState(frames, device, offloadStateToCpu ? Device.CPU : device, offloadVideoToCpu, offloadStateToCpu, FeatureCacheSize);
+        }
+        catch
+        {
+            frames.Dispose();
+            throw;
+        }
         try
         {
             // warm up the backbone and cache frame 0's features
@@ -123,77 +144,20 @@ public sealed class Sam2VideoPredictor : IDisposable
     /// <summary>
     /// Starts a session on a video file (MP4, AVI, ... decoded with OpenCV, see <see cref="VideoReader"/>)
     /// or a folder of JPEG/PNG frames (sorted by the number in their names, else by name); each frame
-    /// is resized and normalized with <see cref="SAM2Transforms"/> as it is decoded, so only the
-    /// preprocessed frames are held (on the CPU with offloadVideoToCpu). All frames must have the
-    /// size of the first one.
+    /// is decoded, resized and normalized (<see cref="SAM2Transforms"/>) only when the model needs it,
+    /// and the last <paramref name="frameCacheSize"/> frames are kept (on the CPU with
+    /// offloadVideoToCpu), so memory does not grow with the video's length. All frames must have
+    /// the size of the first one.
     /// </summary>
-    public VideoInferenceState InitState(string videoPath, bool offloadVideoToCpu = false, bool offloadStateToCpu = false)
+    public VideoInferenceState InitState(string videoPath, bool offloadVideoToCpu = false, bool offloadStateToCpu = false, int frameCacheSize = 8)
     {
         ArgumentNullException.ThrowIfNull(videoPath);
-        if (File.Exists(videoPath)) return InitStateFromVideoFile(videoPath, offloadVideoToCpu, offloadStateToCpu);
+        var target = offloadVideoToCpu ? Device.CPU : Device;
+        if (File.Exists(videoPath))
+            return InitState(LazyFrameSource.FromVideoFile(videoPath, ImageSize, target, frameCacheSize), offloadVideoToCpu, offloadStateToCpu);
         if (!Directory.Exists(videoPath))
             throw new DirectoryNotFoundException($"video '{videoPath}' does not exist (expected a video file or a folder of JPEG/PNG frames)");
-        string[] exts = [".jpg", ".jpeg", ".png"];
-        var files = Directory.GetFiles(videoPath)
-            .Where(p => exts.Contains(Path.GetExtension(p).ToLowerInvariant()))
-            .ToList();
-        if (files.Count == 0) throw new ArgumentException($"no JPEG/PNG frames in '{videoPath}'", nameof(videoPath));
-        bool numeric = files.All(p => long.TryParse(Path.GetFileNameWithoutExtension(p), out _));
-        files = numeric
-            ? files.OrderBy(p => long.Parse(Path.GetFileNameWithoutExtension(p))).ToList()
-            : files.OrderBy(p => Path.GetFileName(p), StringComparer.Ordinal).ToList();
-
-        var transforms = new SAM2Transforms(ImageSize, 0.0);
-        var target = offloadVideoToCpu ? Device.CPU : Device;
-        int height = 0, width = 0;
-        var frames = new List<Tensor>(files.Count);
-        try
-        {
-            using var _ = inference_mode();
-            foreach (var f in files)
-            {
-                var img = RgbImage.Load(f);
-                if (frames.Count == 0) (height, width) = (img.Height, img.Width);
-                else if (img.Height != height || img.Width != width)
-                    throw new ArgumentException($"frame '{Path.GetFileName(f)}' is {img.Width}x{img.Height}, the first frame is {width}x{height}");
-                frames.Add(transforms.Apply(img, target));
-            }
-            using var stacked = stack(frames.ToArray(), 0);
-            return InitState(stacked, height, width, offloadVideoToCpu, offloadStateToCpu);
-        }
-        finally
-        {
-            foreach (var t in frames) t.Dispose();
-        }
-    }
-
-    /// <summary>Decodes a video file frame by frame into preprocessed frames and starts a session on them.</summary>
-    private VideoInferenceState InitStateFromVideoFile(string path, bool offloadVideoToCpu, bool offloadStateToCpu)
-    {
-        var transforms = new SAM2Transforms(ImageSize, 0.0);
-        var target = offloadVideoToCpu ? Device.CPU : Device;
-        var frames = new List<Tensor>();
-        try
-        {
-            using var _ = inference_mode();
-            using var reader = VideoReader.Open(path);
-            foreach (var img in reader.Frames())
-                frames.Add(transforms.Apply(img, target).DetachFromDisposeScope());
-            if (frames.Count == 0)
-                throw new InvalidDataException($"video '{path}' has no frames (or none could be decoded)");
-            Tensor stacked;
-            using (var scope = NewDisposeScope())
-                stacked = stack(frames.ToArray(), 0).MoveToOuterDisposeScope();
-            // the per-frame tensors are no longer needed: free them before the state warms up
-            foreach (var t in frames) t.Dispose();
-            frames.Clear();
-            using (stacked)
-                return InitState(stacked, reader.Height, reader.Width, offloadVideoToCpu, offloadStateToCpu);
-        }
-        finally
-        {
-            foreach (var t in frames) t.Dispose();
-        }
+        return InitState(LazyFrameSource.FromFolder(videoPath, ImageSize, target, frameCacheSize), offloadVideoToCpu, offloadStateToCpu);
     }
 
     // =========================================================================================
@@ -793,7 +757,7 @@ public sealed class Sam2VideoPredictor : IDisposable
         {
             using (var scope = NewDisposeScope())
             {
-                using var image = s.Images[frame_idx].to(s.Device, ScalarType.Float32).unsqueeze(0);
+                using var image = s.Frames.GetFrame(frame_idx).to(s.Device, ScalarType.Float32).unsqueeze(0);
                 backbone_out = Model.forward_image(image);
                 backbone_out.vision_features.DetachFromDisposeScope();
                 foreach (var t in backbone_out.vision_pos_enc) t.DetachFromDisposeScope();

@@ -1,3 +1,4 @@
+using TorchSam2.IO;
 using TorchSam2.Modeling;
 using TorchSam2.Modeling.Backbones;
 using TorchSam2.Torch;
@@ -17,19 +18,17 @@ public sealed class VideoInferenceState : IDisposable
 {
     private bool _disposed;
 
-    internal VideoInferenceState(Tensor images, int videoHeight, int videoWidth, Device device, Device storageDevice,
+    internal VideoInferenceState(VideoFrameSource frames, Device device, Device storageDevice,
         bool offloadVideoToCpu, bool offloadStateToCpu, int featureCacheSize)
     {
-        if (images.dim() != 4 || images.size(1) != 3)
-            throw new ArgumentException($"frames must be a T×3×S×S tensor, got [{string.Join(", ", images.shape)}]");
-        if (images.size(0) == 0) throw new ArgumentException("the video has no frames");
-        if (videoHeight <= 0 || videoWidth <= 0)
-            throw new ArgumentOutOfRangeException(nameof(videoHeight), $"video size must be positive, got {videoHeight}x{videoWidth}");
+        if (frames.NumFrames == 0) throw new ArgumentException("the video has no frames");
+        if (frames.VideoHeight <= 0 || frames.VideoWidth <= 0)
+            throw new ArgumentOutOfRangeException(nameof(frames), $"video size must be positive, got {frames.VideoHeight}x{frames.VideoWidth}");
         if (featureCacheSize < 1) throw new ArgumentOutOfRangeException(nameof(featureCacheSize), "the feature cache needs at least one entry");
-        Images = images;
-        NumFrames = (int)images.size(0);
-        VideoHeight = videoHeight;
-        VideoWidth = videoWidth;
+        Frames = frames;
+        NumFrames = frames.NumFrames;
+        VideoHeight = frames.VideoHeight;
+        VideoWidth = frames.VideoWidth;
         Device = device;
         StorageDevice = storageDevice;
         OffloadVideoToCpu = offloadVideoToCpu;
@@ -37,8 +36,8 @@ public sealed class VideoInferenceState : IDisposable
         FeatureCacheSize = featureCacheSize;
     }
 
-    /// <summary>Preprocessed frames T×3×S×S (float, normalized), on the compute device or on the CPU when offloaded.</summary>
-    public Tensor Images { get; }
+    /// <summary>The preprocessed frames (float, normalized): all in one tensor, or decoded on demand from files.</summary>
+    public VideoFrameSource Frames { get; }
     public int NumFrames { get; }
     /// <summary>Original video size; outputs (video_res_masks) are resized to it.</summary>
     public int VideoHeight { get; }
@@ -128,6 +127,6 @@ public sealed class VideoInferenceState : IDisposable
         ClearFeatureCache();
         if (constant_maskmem_pos_enc is not null) foreach (var t in constant_maskmem_pos_enc) t.Dispose();
         constant_maskmem_pos_enc = null;
-        Images.Dispose();
+        Frames.Dispose();
     }
 }

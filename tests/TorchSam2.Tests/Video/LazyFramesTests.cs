@@ -1,0 +1,94 @@
+using TorchSam2.IO;
+using TorchSam2.Utils;
+using static TorchSam2.Torch.torch;
+
+namespace TorchSam2.Tests.Video;
+
+// Frames read from files on demand must give exactly the masks of the all-frames-in-memory path,
+// while holding no more than the cache.
+public sealed class LazyFramesTests
+{
+    private static string CaseDir => Path.Combine(TestPaths.ParityDir, "micro_video");
+
+    [Fact]
+    public void LazyFolderFramesMatchInMemoryFramesWithABoundedCache()
+    {
+        if (!File.Exists(Path.Combine(CaseDir, "case.json")))
+        {
+            Assert.False(string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase), $"parity case missing: {CaseDir}");
+            return;
+        }
+        using var p = Sam2VideoPredictor.Build(Path.Combine(CaseDir, "model.yaml"), Path.Combine(CaseDir, "weights.safetensors"));
+        var dir = Path.Combine(Path.GetTempPath(), "torchsam2-tests", "lazy_" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        const int n = 24, h = 36, w = 48;
+        var images = new List<RgbImage>();
+        for (int f = 0; f < n; f++)
+        {
+            var px = new byte[h * w * 3];
+            for (int y = 10; y < 24; y++)
+                for (int x = 4 + f; x < 18 + f; x++)
+                    for (int c = 0; c < 3; c++) px[(y * w + x) * 3 + c] = (byte)(200 + c * 20);
+            var img = new RgbImage(px, h, w);
+            img.Save(Path.Combine(dir, $"{f:D5}.png"));
+            images.Add(img);
+        }
+        try
+        {
+            List<float[]> Track(VideoInferenceStateFactory make)
+            {
+                using var s = make();
+                p.AddNewPointsOrBox(s, 0, 1, [[10f, 16f]], [1]).videoResMasks.Dispose();
+                var result = new List<float[]>();
+                foreach (var (_, _, m) in p.PropagateInVideo(s))
+                    using (m) result.Add(m.ToArray<float>());
+                return result;
+            }
+
+            var transforms = new SAM2Transforms(p.ImageSize, 0.0);
+            var inMemory = Track(() =>
+            {
+                using var scope = NewDisposeScope();
+                var frames = stack(images.Select(i => transforms.Apply(i, TorchSam2.Torch.Device.CPU)).ToArray());
+                return p.InitState(frames, h, w);
+            });
+            LazyFrameSource? source = null;
+            var lazy = Track(() =>
+            {
+                source = LazyFrameSource.FromFolder(dir, p.ImageSize, TorchSam2.Torch.Device.CPU, cacheSize: 3);
+                return p.InitState(source);
+            });
+            Assert.Equal(n, lazy.Count);
+            for (int f = 0; f < n; f++) Assert.Equal(inMemory[f], lazy[f]);
+            // Each frame was decoded once going forward (frame 0 again after it left the 3-frame cache at most once).
+            Assert.InRange(source!.DecodeCount, n, n + 2);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    private delegate VideoInferenceState VideoInferenceStateFactory();
+
+    [Fact]
+    public void LazySourceRejectsOutOfRangeFrames()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "torchsam2-tests", "lazy1_" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            new RgbImage(new byte[8 * 8 * 3], 8, 8).Save(Path.Combine(dir, "0.png"));
+            using var source = LazyFrameSource.FromFolder(dir, 64, TorchSam2.Torch.Device.CPU);
+            Assert.Equal(1, source.NumFrames);
+            var ex = Assert.Throws<ArgumentOutOfRangeException>(() => source.GetFrame(1));
+            Assert.Contains("frame 1 is out of range", ex.Message);
+            using var f0 = source.GetFrame(0);
+            Assert.Equal(new long[] { 3, 64, 64 }, f0.shape);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}
