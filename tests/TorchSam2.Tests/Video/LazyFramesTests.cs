@@ -72,6 +72,35 @@ public sealed class LazyFramesTests
     private delegate VideoInferenceState VideoInferenceStateFactory();
 
     [Fact]
+    public void AddedMaskComesBackAsTheFrameOutput()
+    {
+        // use_mask_input_as_output_without_sam: a mask prompt is the frame's output (logits ±10),
+        // so after resizing to the model and back the mask must come back almost pixel for pixel.
+        if (!File.Exists(Path.Combine(CaseDir, "case.json")))
+        {
+            Assert.False(string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase), $"parity case missing: {CaseDir}");
+            return;
+        }
+        using var p = Sam2VideoPredictor.Build(Path.Combine(CaseDir, "model.yaml"), Path.Combine(CaseDir, "weights.safetensors"));
+        manual_seed(0);
+        using var frames = randn([2, 3, p.ImageSize, p.ImageSize]);
+        using var s = p.InitState(frames, 120, 160);
+        using var mask = zeros([120, 160], TorchSam2.Torch.ScalarType.Bool);
+        mask[20..80, 30..110] = ones([60, 80], TorchSam2.Torch.ScalarType.Bool);
+        var (frame, ids, logits) = p.AddNewMask(s, 1, 4, mask);
+        using (logits)
+        {
+            Assert.Equal(1, frame);
+            Assert.Equal([4], ids);
+            Assert.Equal(new long[] { 1, 1, 120, 160 }, logits.shape);
+            using var agree = (logits[0, 0] > 0).eq(mask).to(TorchSam2.Torch.ScalarType.Float32).mean();
+            Assert.True(agree.item<float>() > 0.99f, $"agreement {agree.item<float>()}");
+            using var inside = logits[0, 0, 50, 70];
+            Assert.True(inside.item<float>() > 5, "mask logits inside should be about +10");
+        }
+    }
+
+    [Fact]
     public void LazySourceRejectsOutOfRangeFrames()
     {
         var dir = Path.Combine(Path.GetTempPath(), "torchsam2-tests", "lazy1_" + Guid.NewGuid().ToString("N"));
