@@ -136,7 +136,7 @@ public sealed class LazyFrameSource : VideoFrameSource
             }
         Tensor frame;
         using (inference_mode())
-            frame = _transforms.Apply(Decode(index), _device).DetachFromDisposeScope();
+            frame = _transforms.ApplyVideoFrame(Decode(index), _device).DetachFromDisposeScope();
         DecodeCount++;
         _cache.AddLast((index, frame));
         while (_cache.Count > _cacheSize)

@@ -34,6 +34,25 @@ public sealed class SAM2Transforms(long resolution, double mask_threshold, doubl
         return Apply(t, device);
     }
 
+    /// <summary>
+    /// A video frame as upstream's frame loader prepares it: PIL's default bicubic resize of the
+    /// 8-bit image (antialiased, horizontal pass then vertical, each rounded to 8 bits), then /255
+    /// and normalize. Still images go through <see cref="Apply(Tensor, Device)"/> (torchvision's
+    /// bilinear resize), as in the image predictor.
+    /// </summary>
+    public Tensor ApplyVideoFrame(RgbImage image, Device device)
+    {
+        using var scope = NewDisposeScope();
+        using var u8 = image.ToTensor();
+        var x = u8.to(device).permute(2, 0, 1).unsqueeze(0).to(ScalarType.Float32);
+        x = F.interpolate(x, size: [x.size(2), resolution], mode: "bicubic", align_corners: false, antialias: true).round().clamp(0, 255);
+        x = F.interpolate(x, size: [resolution, resolution], mode: "bicubic", align_corners: false, antialias: true).round().clamp(0, 255);
+        x = x.squeeze(0) / 255.0;
+        var mean = tensor(Mean, [3, 1, 1], device);
+        var std = tensor(Std, [3, 1, 1], device);
+        return ((x - mean) / std).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Coordinates (…×2, x then y) to the model's input frame; normalize=true means they are in pixels of orig_hw.</summary>
     public Tensor transform_coords(Tensor coords, bool normalize, (long h, long w) orig_hw)
     {

@@ -49,7 +49,7 @@ public sealed class LazyFramesTests
             var inMemory = Track(() =>
             {
                 using var scope = NewDisposeScope();
-                var frames = stack(images.Select(i => transforms.Apply(i, TorchSam2.Torch.Device.CPU)).ToArray());
+                var frames = stack(images.Select(i => transforms.ApplyVideoFrame(i, TorchSam2.Torch.Device.CPU)).ToArray());
                 return p.InitState(frames, h, w);
             });
             LazyFrameSource? source = null;
@@ -119,5 +119,25 @@ public sealed class LazyFramesTests
         {
             Directory.Delete(dir, true);
         }
+    }
+}
+
+public sealed class VideoFramePreprocessingTests
+{
+    [Fact]
+    public void VideoFramesAreResizedLikePil()
+    {
+        // Fixture made by tools/fixtures/make_pil_resize_fixture.py with PIL's default resize.
+        var src = RgbImage.Load(TestPaths.Fixture("frame_30x40.png"));
+        var pil = RgbImage.Load(TestPaths.Fixture("frame_30x40_pil16.png"));
+        var transforms = new SAM2Transforms(16, 0.0);
+        using var scope = NewDisposeScope();
+        var x = transforms.ApplyVideoFrame(src, TorchSam2.Torch.Device.CPU);
+        var mean = tensor(new float[] { 0.485f, 0.456f, 0.406f }, [3, 1, 1]);
+        var std = tensor(new float[] { 0.229f, 0.224f, 0.225f }, [3, 1, 1]);
+        var levels = ((x * std + mean) * 255).round().permute(1, 2, 0).contiguous().to(TorchSam2.Torch.ScalarType.Int32).ToArray<int>();
+        int maxDiff = 0;
+        for (int i = 0; i < levels.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(levels[i] - pil.Pixels[i]));
+        Assert.True(maxDiff <= 1, $"max difference from PIL {maxDiff} levels");
     }
 }
