@@ -9,6 +9,7 @@ using static TorchSam2.Torch.torch;
 
 namespace TorchSam2.Tests.Modeling;
 
+[Collection(NativeMemory.Collection)]
 public sealed class ImageEncoderTests(ITestOutputHelper output)
 {
     private const double Atol = 2e-3, Rtol = 2e-3;
@@ -18,44 +19,15 @@ public sealed class ImageEncoderTests(ITestOutputHelper output)
     private static string CaseDir(string name) => Path.Combine(TestPaths.ParityDir, name);
 
     /// <summary>False (test returns) when the parity data is absent outside CI; fails under CI=true.</summary>
-    private static bool HaveParityData(string caseName = Micro)
-    {
-        if (File.Exists(Path.Combine(CaseDir(caseName), "case.json"))) return true;
-        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-            Assert.Fail($"parity data missing at {CaseDir(caseName)}");
-        return false;
-    }
+    private static bool HaveParityData(string caseName = Micro) => ParityData.Require(Path.Combine(CaseDir(caseName), "case.json"));
 
     /// <summary>Tensors of one case file whose names start with prefix (stripped), floats as fp32.</summary>
-    private static Dictionary<string, Tensor> Load(string file, string prefix = "", string caseName = Micro)
-    {
-        var st = SafeTensors.Read(Path.Combine(CaseDir(caseName), file));
-        var result = new Dictionary<string, Tensor>();
-        foreach (var (name, rec) in st.Tensors)
-        {
-            if (!name.StartsWith(prefix, StringComparison.Ordinal)) continue;
-            var t = Tensor.FromBytes(rec.Data, rec.DType, rec.Shape);
-            if (t.dtype != ScalarType.Float32 && t.dtype.IsFloatingPoint()) t = t.to(ScalarType.Float32);
-            result[name[prefix.Length..]] = t;
-        }
-        return result;
-    }
+    private static Dictionary<string, Tensor> Load(string file, string prefix = "", string caseName = Micro) =>
+        ParityData.Load(Path.Combine(CaseDir(caseName), file), prefix);
 
-    private static void DisposeAll(IEnumerable<Tensor> ts)
-    {
-        foreach (var t in ts) t.Dispose();
-    }
+    private static void DisposeAll(IEnumerable<Tensor> ts) => ParityData.DisposeAll(ts);
 
-    private void AssertClose(string name, Tensor expected, Tensor actual)
-    {
-        Assert.Equal(expected.shape, actual.shape);
-        using var scope = NewDisposeScope();
-        var diff = (actual - expected).abs();
-        double maxErr = diff.max().item<float>();
-        double excess = (diff - (expected.abs() * Rtol + Atol)).max().item<float>();
-        output.WriteLine($"{name}: max abs err {maxErr:E3}");
-        Assert.True(excess <= 0, $"{name}: max abs err {maxErr:E3} exceeds atol+rtol*|e|");
-    }
+    private void AssertClose(string name, Tensor expected, Tensor actual) => ParityData.AssertClose(name, actual, expected, Atol, Rtol, output);
 
     /// <summary>The micro_modules model.yaml trunk: embed_dim 16, stages [1,2,3,2], global blocks [4,5], bkg 7×7.</summary>
     private static Hiera MicroTrunk() => new(embed_dim: 16, num_heads: 1, stages: [1, 2, 3, 2], global_att_blocks: [4, 5],
@@ -125,7 +97,7 @@ public sealed class ImageEncoderTests(ITestOutputHelper output)
         enc.eval();
         var inputs = Load("inputs.safetensors");
         var expected = Load("expected.safetensors");
-        long live0 = LiveTensorCount;
+        long live0 = NativeMemory.Live();
         using (var o = enc.forward(inputs["trunk.x"]))
         {
             Assert.Equal(3, o.backbone_fpn.Count);
@@ -139,7 +111,8 @@ public sealed class ImageEncoderTests(ITestOutputHelper output)
         }
         // Nothing but the position-encoding cache may outlive the call.
         using (var o = enc.forward(inputs["trunk.x"])) { }
-        Assert.True(LiveTensorCount - live0 <= 4, $"leaked {LiveTensorCount - live0} tensors");
+        long leaked = NativeMemory.Live() - live0;
+        Assert.True(leaked <= 4, $"leaked {leaked} tensors");
         DisposeAll(w.Values);
         DisposeAll(inputs.Values);
         DisposeAll(expected.Values);

@@ -120,11 +120,7 @@ public class MaskDecoderTests(ITestOutputHelper output)
     }
 }
 
-// LiveTensorCount is process-wide, so this runs alone (no test classes in parallel).
-[CollectionDefinition(nameof(SamHeadsLeakTests), DisableParallelization = true)]
-public sealed class SamHeadsLeakCollection;
-
-[Collection(nameof(SamHeadsLeakTests))]
+[Collection(NativeMemory.Collection)]
 public class SamHeadsLeakTests
 {
     [Fact]
@@ -148,9 +144,9 @@ public class SamHeadsLeakTests
             foreach (var t in new[] { sparse, dense, densePe, a, b, c, d }) t.Dispose();
         }
         Run();
-        long before = LiveTensorCount;
+        long before = NativeMemory.Live();
         for (int i = 0; i < 3; i++) Run();
-        Assert.Equal(before, LiveTensorCount);
+        Assert.Equal(before, NativeMemory.Live());
         foreach (var t in new[] { img, coords, labels, boxes, mask, hr[0], hr[1] }) t.Dispose();
     }
 }

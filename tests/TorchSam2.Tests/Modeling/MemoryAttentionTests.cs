@@ -15,33 +15,10 @@ internal static class MemoryParityData
     public static string CaseDir => Path.Combine(TestPaths.ParityDir, "micro_modules");
 
     /// <summary>False (test returns early) when the parity data is absent outside CI; fails under CI=true.</summary>
-    public static bool Available(string path)
-    {
-        if (File.Exists(path) || Directory.Exists(path)) return true;
-        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-            Assert.Fail($"parity data missing: {path}");
-        return false;
-    }
+    public static bool Available(string path) => ParityData.Require(path);
 
     /// <summary>Tensors of a safetensors file (optionally only keys under prefix, with the prefix stripped), as fp32 CPU tensors.</summary>
-    public static Dictionary<string, Tensor> Load(string file, string? prefix = null)
-    {
-        var st = SafeTensors.Read(Path.Combine(CaseDir, file));
-        var result = new Dictionary<string, Tensor>();
-        foreach (var (name, rec) in st.Tensors)
-        {
-            if (prefix is not null && !name.StartsWith(prefix)) continue;
-            var t = Tensor.FromBytes(rec.Data, rec.DType, rec.Shape);
-            if (rec.DType.IsFloatingPoint() && rec.DType != ScalarType.Float32)
-            {
-                var f32 = t.to(ScalarType.Float32);
-                t.Dispose();
-                t = f32;
-            }
-            result[prefix is null ? name : name[prefix.Length..]] = t.DetachFromDisposeScope();
-        }
-        return result;
-    }
+    public static Dictionary<string, Tensor> Load(string file, string? prefix = null) => ParityData.Load(Path.Combine(CaseDir, file), prefix);
 
     public static (double atol, double rtol) Tolerance()
     {
@@ -54,19 +31,7 @@ internal static class MemoryParityData
     public static double AssertClose(Tensor actual, Tensor expected, string name, ITestOutputHelper? output = null)
     {
         var (atol, rtol) = Tolerance();
-        Assert.Equal(expected.shape, actual.shape);
-        var a = actual.to(ScalarType.Float32).ToArray<float>();
-        var e = expected.to(ScalarType.Float32).ToArray<float>();
-        double maxErr = 0, worstExcess = double.NegativeInfinity;
-        for (int i = 0; i < a.Length; i++)
-        {
-            double d = Math.Abs((double)a[i] - e[i]);
-            maxErr = Math.Max(maxErr, d);
-            worstExcess = Math.Max(worstExcess, d - (atol + rtol * Math.Abs(e[i])));
-        }
-        output?.WriteLine($"{name}: max abs error {maxErr:E3}");
-        Assert.True(worstExcess <= 0, $"{name}: max abs error {maxErr:E3} exceeds atol {atol} + rtol {rtol}·|e|");
-        return maxErr;
+        return ParityData.AssertClose(name, actual, expected, atol, rtol, output);
     }
 
     /// <summary>(name → shape) of the manifest tensors under prefix, prefix stripped.</summary>
@@ -88,10 +53,7 @@ internal static class MemoryParityData
         foreach (var (k, shape) in manifest) Assert.True(shape.SequenceEqual(own[k]), $"{k}: manifest [{string.Join(", ", shape)}] vs model [{string.Join(", ", own[k])}]");
     }
 
-    public static void DisposeAll(Dictionary<string, Tensor> d)
-    {
-        foreach (var t in d.Values) t.Dispose();
-    }
+    public static void DisposeAll(Dictionary<string, Tensor> d) => ParityData.DisposeAll(d.Values);
 }
 
 public class MemoryAttentionTests(ITestOutputHelper output)

@@ -23,25 +23,9 @@ internal static class SamHeadsParity
     }
 
     /// <summary>All tensors of a safetensors file (optionally only keys with a prefix, stripped).</summary>
-    public static Dictionary<string, Tensor> Load(string path, string? prefix = null)
-    {
-        var file = SafeTensors.Read(path);
-        var result = new Dictionary<string, Tensor>();
-        foreach (var (name, rec) in file.Tensors)
-        {
-            if (prefix is not null && !name.StartsWith(prefix, StringComparison.Ordinal)) continue;
-            var key = prefix is null ? name : name[prefix.Length..];
-            var t = Tensor.FromBytes(rec.Data, rec.DType, rec.Shape);
-            t.DetachFromDisposeScope();
-            result[key] = t;
-        }
-        return result;
-    }
+    public static Dictionary<string, Tensor> Load(string path, string? prefix = null) => ParityData.Load(path, prefix);
 
-    public static void DisposeAll(Dictionary<string, Tensor> d)
-    {
-        foreach (var t in d.Values) t.Dispose();
-    }
+    public static void DisposeAll(Dictionary<string, Tensor> d) => ParityData.DisposeAll(d.Values);
 
     /// <summary>Loads the module's weights (strict) from the case's weights.safetensors under prefix.</summary>
     public static void LoadWeights(nn.Module module, string caseDir, string prefix)
@@ -52,21 +36,8 @@ internal static class SamHeadsParity
     }
 
     /// <summary>Asserts |a - e| ≤ atol + rtol·|e| elementwise; returns the max abs error.</summary>
-    public static double AssertClose(string name, Tensor actual, Tensor expected, ITestOutputHelper? output = null)
-    {
-        using var scope = NewDisposeScope();
-        Assert.True(actual.shape.SequenceEqual(expected.shape),
-            $"{name}: shape [{string.Join(",", actual.shape)}] != expected [{string.Join(",", expected.shape)}]");
-        var a = actual.detach().cpu().@float();
-        var e = expected.cpu().@float();
-        var diff = (a - e).abs();
-        double maxAbs = diff.numel() == 0 ? 0 : diff.max().item<float>();
-        var excess = diff - (e.abs() * Rtol + Atol);
-        double worst = diff.numel() == 0 ? -1 : excess.max().item<float>();
-        output?.WriteLine($"{name}: max abs err {maxAbs:E3}");
-        Assert.True(worst <= 0, $"{name}: max abs err {maxAbs} exceeds atol {Atol} + rtol {Rtol}·|e| (worst excess {worst})");
-        return maxAbs;
-    }
+    public static double AssertClose(string name, Tensor actual, Tensor expected, ITestOutputHelper? output = null) =>
+        ParityData.AssertClose(name, actual, expected, Atol, Rtol, output);
 
     /// <summary>Micro config: hidden 64, image 256 → 16×16 embedding, mask_in_chans 16.</summary>
     public static PromptEncoder MicroPromptEncoder() =>

@@ -17,46 +17,13 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
     private static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>False (test returns) when the file is absent outside CI; fails under CI=true.</summary>
-    private static bool Have(string path)
-    {
-        if (File.Exists(path)) return true;
-        if (IsCi) Assert.Fail($"test data missing: {path}");
-        return false;
-    }
+    private static bool Have(string path) => ParityData.Require(path);
 
-    private static Dictionary<string, Tensor> Load(string path, string prefix = "")
-    {
-        var result = new Dictionary<string, Tensor>();
-        foreach (var (name, rec) in SafeTensors.Read(path).Tensors)
-        {
-            if (!name.StartsWith(prefix, StringComparison.Ordinal)) continue;
-            var t = Tensor.FromBytes(rec.Data, rec.DType, rec.Shape);
-            if (t.dtype != ScalarType.Float32 && t.dtype.IsFloatingPoint())
-            {
-                var f = t.to(ScalarType.Float32);
-                t.Dispose();
-                t = f;
-            }
-            result[name[prefix.Length..]] = t.DetachFromDisposeScope();
-        }
-        return result;
-    }
+    private static Dictionary<string, Tensor> Load(string path, string prefix = "") => ParityData.Load(path, prefix);
 
-    private static void DisposeAll(IEnumerable<Tensor> ts)
-    {
-        foreach (var t in ts) t.Dispose();
-    }
+    private static void DisposeAll(IEnumerable<Tensor> ts) => ParityData.DisposeAll(ts);
 
-    private void AssertClose(string name, Tensor expected, Tensor actual)
-    {
-        Assert.Equal(expected.shape, actual.shape);
-        using var scope = NewDisposeScope();
-        var diff = (actual - expected).abs();
-        double maxErr = diff.max().item<float>();
-        double excess = (diff - (expected.abs() * Rtol + Atol)).max().item<float>();
-        output.WriteLine($"{name}: max abs err {maxErr:E3}");
-        Assert.True(excess <= 0, $"{name}: max abs err {maxErr:E3} exceeds atol+rtol*|e|");
-    }
+    private void AssertClose(string name, Tensor expected, Tensor actual) => ParityData.AssertClose(name, actual, expected, Atol, Rtol, output);
 
     // ---- construction + weights ---------------------------------------------------------------
 

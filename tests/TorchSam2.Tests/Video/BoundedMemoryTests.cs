@@ -5,10 +5,8 @@ using static TorchSam2.Torch.torch;
 namespace TorchSam2.Tests.Video;
 
 // The live-tensor counter and the working set are process-wide: nothing else may run beside these tests.
-[CollectionDefinition(nameof(BoundedMemoryTests), DisableParallelization = true)]
-public sealed class BoundedMemoryTestsCollection;
 
-[Collection(nameof(BoundedMemoryTests))]
+[Collection(NativeMemory.Collection)]
 public sealed class BoundedMemoryTests(ITestOutputHelper output)
 {
     private static string CaseDir => Path.Combine(TestPaths.ParityDir, "micro_video");
