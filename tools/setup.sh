@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(libtorch-dev libopenblas0-pthread libopencv-imgcodecs-dev libopencv-videoio-dev libopencv-imgproc-dev
-          cmake g++ make fonts-dejavu-core fonts-liberation libfreetype6)
+          cmake g++ make libfreetype6
+          # fonts for the glyph specimens (train and held-out faces)
+          fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-freefont-ttf fonts-urw-base35)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

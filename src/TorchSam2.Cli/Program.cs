@@ -10,4 +10,8 @@ root.Subcommands.Add(ParityCommand.Create());
 root.Subcommands.Add(CheckpointCommands.CreateInspect());
 root.Subcommands.Add(CheckpointCommands.CreateConvert());
 root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(FinetuneCommand.Create());
+root.Subcommands.Add(GlyphsCommand.Create());
+root.Subcommands.Add(GlyphsCommand.CreateSpecimens());
+root.Subcommands.Add(GlyphsCommand.CreateEval());
 return root.Parse(args).Invoke();

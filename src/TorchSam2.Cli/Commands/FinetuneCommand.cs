@@ -1,0 +1,115 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using TorchSam2.Modeling;
+using TorchSam2.Training;
+
+namespace TorchSam2.Cli.Commands;
+
+/// <summary>torchsam2 finetune: SAM 2.1 fine-tuning on images with the official recipe (see Training/Trainer.cs).</summary>
+internal static class FinetuneCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string>("--config") { Description = "YAML config or built-in name (sam2.1_hiera_t, ...)", Required = true };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "initial weights (.pt or .safetensors); random init when left out" };
+        var data = new Option<string>("--data") { Description = "training data: a COCO JSON file, or a folder of image + mask PNG pairs", Required = true };
+        var val = new Option<string?>("--val") { Description = "validation data (same formats); mean IoU is reported each epoch" };
+        var outDir = new Option<string>("--out") { Description = "output folder (model.safetensors, model.pt, checkpoint/)", Required = true };
+        var epochs = new Option<int>("--epochs") { Description = "passes over the training data", DefaultValueFactory = _ => 1 };
+        var batch = new Option<int>("--batch-size") { Description = "images per micro-batch", DefaultValueFactory = _ => 1 };
+        var lr = new Option<double>("--lr") { Description = "peak learning rate (image encoder: × 0.6, trunk layers decayed by 0.9)", DefaultValueFactory = _ => 5e-6 };
+        var warmup = new Option<int>("--warmup") { Description = "linear warm-up steps before the cosine schedule", DefaultValueFactory = _ => 0 };
+        var freezeImage = new Option<bool>("--freeze-image-encoder") { Description = "keep the image encoder fixed (no gradients through it)" };
+        var freezePrompt = new Option<bool>("--freeze-prompt-encoder") { Description = "keep the prompt encoder fixed" };
+        var accumulate = new Option<int>("--accumulate") { Description = "micro-batches per optimizer step", DefaultValueFactory = _ => 1 };
+        var seed = new Option<int>("--seed") { Description = "random seed (data order, augmentation, prompts)", DefaultValueFactory = _ => 0 };
+        var resume = new Option<string?>("--resume") { Description = "a checkpoint folder written by an earlier run (OUT/checkpoint)" };
+        var imageSize = new Option<int?>("--image-size") { Description = "train at this input size instead of the config's" };
+        var corrections = new Option<int>("--correction-clicks") { Description = "correction clicks per sample (7 upstream)", DefaultValueFactory = _ => 7 };
+        var maxObjects = new Option<int>("--max-objects") { Description = "objects sampled per image", DefaultValueFactory = _ => 3 };
+        var noAugment = new Option<bool>("--no-augment") { Description = "turn off flips, affine and colour augmentation" };
+        var device = Common.Device();
+        var threads = Common.Threads();
+        var cmd = new Command("finetune", "Fine-tune SAM 2.1 on images with masks (focal/dice/IoU losses, simulated clicks and boxes, AdamW + cosine)");
+        foreach (var o in new Option[] { config, checkpoint, data, val, outDir, epochs, batch, lr, warmup, freezeImage, freezePrompt, accumulate, seed, resume,
+                                         imageSize, corrections, maxObjects, noAugment, device, threads })
+            cmd.Options.Add(o);
+        cmd.SetAction(pr => Common.Guard(() =>
+        {
+            Common.ApplyThreads(pr.GetValue(threads));
+            var dev = Common.ParseDevice(pr.GetValue(device)!);
+            var cfg = BuildSam.LoadConfig(pr.GetValue(config)!);
+            if (pr.GetValue(imageSize) is int s) cfg = cfg.WithImageSize(s);
+            using var model = BuildSam.build_sam2(cfg, pr.GetValue(checkpoint), dev, mode: "train", apply_postprocessing: false);
+            var train = OpenDataset(pr.GetValue(data)!);
+            var valSet = pr.GetValue(val) is { } v ? OpenDataset(v) : null;
+            var options = new TrainerOptions
+            {
+                Epochs = pr.GetValue(epochs),
+                BatchSize = pr.GetValue(batch),
+                Accumulate = pr.GetValue(accumulate),
+                Lr = pr.GetValue(lr),
+                WarmupSteps = pr.GetValue(warmup),
+                FreezeImageEncoder = pr.GetValue(freezeImage),
+                FreezePromptEncoder = pr.GetValue(freezePrompt),
+                Seed = pr.GetValue(seed),
+                MaxObjectsPerImage = pr.GetValue(maxObjects),
+                Prompts = new PromptSimulationOptions { NumCorrectionPtPerFrame = pr.GetValue(corrections) },
+                Augment = pr.GetValue(noAugment) ? AugmentationOptions.None : new AugmentationOptions(),
+            };
+            var output = pr.GetValue(outDir)!;
+            Directory.CreateDirectory(output);
+            using var trainer = new Sam2Trainer(model, train, valSet, options);
+            if (pr.GetValue(resume) is { } r)
+            {
+                trainer.LoadCheckpoint(r);
+                AnsiConsole.MarkupLine($"resumed at step {trainer.Step} of {trainer.TotalSteps}");
+            }
+            AnsiConsole.MarkupLine($"{train.Count} training images, {trainer.StepsPerEpoch} steps/epoch, {trainer.TotalSteps} steps, image size {model.image_size}, " +
+                                   $"{trainer.Groups().Sum(g => g.count):N0} trainable parameters");
+            var log = new List<string>();
+            AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask("training", maxValue: trainer.TotalSteps);
+                    task.Value = trainer.Step;
+                    double ema = double.NaN;
+                    var progress = new SyncProgress<TrainProgress>(p =>
+                    {
+                        task.Value = p.Step;
+                        if (p.Last is { } l)
+                        {
+                            ema = double.IsNaN(ema) ? l.Loss : 0.9 * ema + 0.1 * l.Loss;
+                            task.Description = string.Create(CultureInfo.InvariantCulture, $"epoch {p.Epoch + 1} loss {ema:F4} lr {l.Lr:E2} {l.Seconds:F2}s/step");
+                        }
+                        if (p.Eval is { } e)
+                        {
+                            var line = string.Create(CultureInfo.InvariantCulture, $"epoch {p.Epoch + 1}: val mIoU click {e.PointIou:F4}, box {e.BoxIou:F4} ({e.Objects} objects)");
+                            log.Add(line);
+                            AnsiConsole.MarkupLine(Markup.Escape(line));
+                        }
+                    });
+                    trainer.Train(output, progress);
+                });
+            Sam2Trainer.ExportWeights(model, Path.Combine(output, "model.safetensors"));
+            Sam2Trainer.ExportWeights(model, Path.Combine(output, "model.pt"));
+            AnsiConsole.MarkupLine($"wrote {Markup.Escape(Path.Combine(output, "model.safetensors"))}, model.pt and checkpoint/");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static ISegmentationDataset OpenDataset(string path) =>
+        File.Exists(path) ? new CocoSegmentationDataset(path)
+        : Directory.Exists(path) && Directory.GetFiles(path, "*.json").FirstOrDefault(f => Path.GetFileName(f) == "annotations.json") is { } j ? new CocoSegmentationDataset(j)
+        : Directory.Exists(path) ? new MaskFolderDataset(path)
+        : throw new FileNotFoundException($"no dataset at {path}");
+
+    // Progress<T> posts to the thread pool; report synchronously on the training thread instead.
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}

@@ -1,0 +1,453 @@
+using TorchSam2.IO;
+using TorchSam2.Torch;
+using TorchSam2.Utils;
+
+namespace TorchSam2.Glyphs;
+
+/// <summary>Ink of a sheet: pixels on the ink side of a global Otsu threshold of the luma.</summary>
+/// <param name="Ink">row-major H×W</param>
+/// <param name="Threshold">luma threshold (ink is ≤ it for dark ink, &gt; it for light ink)</param>
+/// <param name="DarkInk">true when ink is darker than the background (the background is the majority class)</param>
+/// <param name="Background">mean RGB of the background pixels</param>
+public sealed record InkMap(int Height, int Width, bool[] Ink, int Threshold, bool DarkInk, byte[] Background);
+
+/// <summary>A glyph candidate: connected ink components grouped into one character. Box is inclusive (x0, y0, x1, y1).</summary>
+public sealed record GlyphCandidate(int Id, int X0, int Y0, int X1, int Y1, int[] Components, long Area)
+{
+    public int W => X1 - X0 + 1;
+    public int H => Y1 - Y0 + 1;
+}
+
+/// <summary>One segmented glyph: its mask (in sheet coordinates), box (x0, y0, x1, y1, exclusive ends) and SAM's predicted IoU.</summary>
+public sealed record GlyphResult(int Id, GlyphMask Mask, float[] Box, float Score, GlyphCandidate Candidate)
+{
+    public Rle ToRle(int imageHeight, int imageWidth) => Mask.ToRle(imageHeight, imageWidth);
+}
+
+public sealed record GlyphSegmenterOptions
+{
+    /// <summary>Snap SAM's masks to the ink at full resolution (keeps hairlines SAM's 4× low-res decoder loses).</summary>
+    public bool Refine { get; init; } = true;
+    /// <summary>
+    /// With refinement, keep every ink component of the candidate whole. Off: (SAM mask grown) ∧ ink, plus
+    /// only the candidate's components SAM did not touch at all.
+    /// </summary>
+    public bool SnapComponents { get; init; } = true;
+    /// <summary>Pixels SAM's mask is grown by before it is intersected with the ink.</summary>
+    public int RefineDilation { get; init; } = 2;
+    /// <summary>Pixels added around each candidate box for the box prompt.</summary>
+    public int BoxPadding { get; init; } = 2;
+    /// <summary>A crop is sized so its glyph spans about this fraction of it (and so of the model input).</summary>
+    public double TargetGlyphFraction { get; init; } = 0.25;
+    /// <summary>Crops are at least model size / this, so tiny glyphs are magnified at most this much.</summary>
+    public double MaxMagnification { get; init; } = 8;
+    /// <summary>Boxes per mask-decoder call.</summary>
+    public int MaxBoxesPerBatch { get; init; } = 64;
+    /// <summary>Candidates with less ink than this are noise.</summary>
+    public int MinGlyphArea { get; init; } = 3;
+}
+
+/// <summary>
+/// Segments every glyph of a specimen sheet: finds candidates from the ink, then prompts SAM with each
+/// candidate's box on a square crop around it (encoded at the model's full resolution, so small glyphs are
+/// magnified), batching all candidates that fit one crop into one decoder call.
+/// </summary>
+public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterOptions? options = null)
+{
+    public GlyphSegmenterOptions Options { get; } = options ?? new GlyphSegmenterOptions();
+    public Sam2ImagePredictor Predictor { get; } = predictor;
+
+    /// <summary>Crops encoded by the last Segment call.</summary>
+    public int LastCropCount { get; private set; }
+
+    /// <summary>Segments all glyphs. Progress reports percent done (0..100).</summary>
+    public List<GlyphResult> Segment(RgbImage sheet, IProgress<int>? progress = null)
+    {
+        var o = Options;
+        var ink = FindInk(sheet);
+        var (labels, comps) = Components(ink);
+        var cands = GroupCandidates(comps, o.MinGlyphArea);
+        int h = sheet.Height, w = sheet.Width;
+        var owner = new int[comps.Count + 1];
+        Array.Fill(owner, -1);
+        foreach (var c in cands) foreach (var l in c.Components) owner[l] = c.Id;
+
+        progress?.Report(0);
+        var results = new GlyphResult?[cands.Count];
+        var crops = PlanCrops(cands, h, w, (int)Predictor.Model.image_size);
+        LastCropCount = crops.Count;
+        int done = 0;
+        foreach (var (cx, cy, side, members) in crops)
+        {
+            var crop = Crop(sheet, cx, cy, side, ink.Background);
+            Predictor.SetImage(crop);
+            for (int start = 0; start < members.Count; start += o.MaxBoxesPerBatch)
+            {
+                var batch = members.Skip(start).Take(o.MaxBoxesPerBatch).ToList();
+                var boxes = batch.Select(c => new[]
+                {
+                    Math.Clamp(c.X0 - o.BoxPadding - cx, 0f, side), Math.Clamp(c.Y0 - o.BoxPadding - cy, 0f, side),
+                    Math.Clamp(c.X1 + 1 + o.BoxPadding - cx, 0f, side), Math.Clamp(c.Y1 + 1 + o.BoxPadding - cy, 0f, side),
+                }).ToArray();
+                bool[] masks;
+                float[] scores;
+                using (var pred = Predictor.PredictBoxes(boxes, multimaskOutput: false))
+                {
+                    using var m = pred.Masks.to(Device.CPU, ScalarType.Bool).contiguous();
+                    masks = m.ToArray<bool>();
+                    using var s = pred.IouPredictions.to(Device.CPU, ScalarType.Float32).contiguous();
+                    scores = s.ToArray<float>();
+                }
+                for (int b = 0; b < batch.Count; b++)
+                {
+                    var c = batch[b];
+                    var mask = Finish(c, masks.AsSpan(b * side * side, side * side), cx, cy, side, ink, labels, owner);
+                    var (bx, by, bw, bh) = mask.BBox;
+                    float[] box = bw > 0 ? [bx, by, bx + bw, by + bh] : [c.X0, c.Y0, c.X1 + 1, c.Y1 + 1];
+                    results[c.Id] = new GlyphResult(c.Id, mask, box, scores[b], c);
+                }
+                done += batch.Count;
+                progress?.Report(cands.Count == 0 ? 100 : done * 100 / cands.Count);
+            }
+        }
+        Predictor.ResetPredictor();
+        progress?.Report(100);
+        return results.Select(r => r!).ToList();
+    }
+
+    // Turns SAM's crop mask into the glyph's sheet mask, restricted to the candidate's neighbourhood.
+    private GlyphMask Finish(GlyphCandidate c, ReadOnlySpan<bool> cropMask, int cx, int cy, int side, InkMap ink, int[] labels, int[] owner)
+    {
+        var o = Options;
+        int h = ink.Height, w = ink.Width;
+        int grow = o.BoxPadding + Math.Max(0, o.RefineDilation);
+        int x0 = Math.Max(0, c.X0 - grow), y0 = Math.Max(0, c.Y0 - grow), x1 = Math.Min(w - 1, c.X1 + grow), y1 = Math.Min(h - 1, c.Y1 + grow);
+        int rw = x1 - x0 + 1, rh = y1 - y0 + 1;
+        var sam = new bool[rw * rh];
+        for (int y = y0; y <= y1; y++)
+            for (int x = x0; x <= x1; x++)
+            {
+                int u = x - cx, v = y - cy;
+                if (u >= 0 && v >= 0 && u < side && v < side) sam[(y - y0) * rw + (x - x0)] = cropMask[v * side + u];
+            }
+        if (!o.Refine) return new GlyphMask(x0, y0, rw, rh, sam).Tight();
+
+        var grown = Dilate(sam, rw, rh, o.RefineDilation);
+        var result = new bool[rw * rh];
+        var touched = new HashSet<int>();
+        for (int y = y0; y <= y1; y++)
+            for (int x = x0; x <= x1; x++)
+            {
+                int i = y * w + x, j = (y - y0) * rw + (x - x0);
+                if (!ink.Ink[i] || !grown[j]) continue;
+                int l = labels[i];
+                // Ink of another candidate is never taken, even if SAM's mask spills onto it.
+                if (l > 0 && owner[l] >= 0 && owner[l] != c.Id) continue;
+                result[j] = true;
+                if (l > 0) touched.Add(l);
+            }
+        // The candidate's own components are added whole when snapping (SAM's 4x-downsampled decoder drops
+        // hairlines and serifs of components it clearly found), else only those SAM missed entirely (an i's dot).
+        var missing = o.SnapComponents ? c.Components.ToHashSet() : c.Components.Where(l => !touched.Contains(l)).ToHashSet();
+        if (missing.Count > 0)
+            for (int y = c.Y0; y <= c.Y1; y++)
+                for (int x = c.X0; x <= c.X1; x++)
+                    if (labels[y * w + x] is var l && l > 0 && missing.Contains(l)) result[(y - y0) * rw + (x - x0)] = true;
+        return new GlyphMask(x0, y0, rw, rh, result).Tight();
+    }
+
+    // Chebyshev dilation (a (2r+1)² square), separable.
+    private static bool[] Dilate(bool[] m, int w, int h, int r)
+    {
+        if (r <= 0) return m;
+        var tmp = new bool[m.Length];
+        var outp = new bool[m.Length];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                if (!m[y * w + x]) continue;
+                for (int d = Math.Max(0, x - r); d <= Math.Min(w - 1, x + r); d++) tmp[y * w + d] = true;
+            }
+        for (int x = 0; x < w; x++)
+            for (int y = 0; y < h; y++)
+            {
+                if (!tmp[y * w + x]) continue;
+                for (int d = Math.Max(0, y - r); d <= Math.Min(h - 1, y + r); d++) outp[d * w + x] = true;
+            }
+        return outp;
+    }
+
+    private static RgbImage Crop(RgbImage sheet, int cx, int cy, int side, byte[] fill)
+    {
+        var px = new byte[side * side * 3];
+        for (int v = 0; v < side; v++)
+        {
+            int y = cy + v;
+            for (int u = 0; u < side; u++)
+            {
+                int x = cx + u, d = (v * side + u) * 3;
+                if (x >= 0 && y >= 0 && x < sheet.Width && y < sheet.Height)
+                {
+                    int s = (y * sheet.Width + x) * 3;
+                    px[d] = sheet.Pixels[s];
+                    px[d + 1] = sheet.Pixels[s + 1];
+                    px[d + 2] = sheet.Pixels[s + 2];
+                }
+                else
+                {
+                    px[d] = fill[0];
+                    px[d + 1] = fill[1];
+                    px[d + 2] = fill[2];
+                }
+            }
+        }
+        return new RgbImage(px, side, side);
+    }
+
+    /// <summary>
+    /// Square crops (x, y, side, members) covering all candidates. Each crop is sized for its first
+    /// candidate; later candidates join if they lie inside it and are not much smaller.
+    /// </summary>
+    public List<(int x, int y, int side, List<GlyphCandidate> members)> PlanCrops(IReadOnlyList<GlyphCandidate> cands, int h, int w, int modelSize)
+    {
+        var o = Options;
+        int margin = o.BoxPadding + Math.Max(0, o.RefineDilation) + 2;
+        int Desired(GlyphCandidate c)
+        {
+            int dim = Math.Max(c.W, c.H);
+            int s = Math.Max((int)Math.Ceiling(dim / o.TargetGlyphFraction), (int)Math.Ceiling(modelSize / o.MaxMagnification));
+            s = Math.Min(s, Math.Max(h, w));
+            return Math.Max(s, dim + 2 * margin);
+        }
+        // Reading order, so a crop anchored at its first candidate also takes the ones to its right.
+        var order = cands.OrderBy(c => c.Y0).ThenBy(c => c.X0).ToList();
+        var assigned = new bool[cands.Count];
+        var crops = new List<(int, int, int, List<GlyphCandidate>)>();
+        foreach (var seed in order)
+        {
+            if (assigned[seed.Id]) continue;
+            int side = Desired(seed);
+            int x = seed.X0 - margin, y = (seed.Y0 + seed.Y1 + 1) / 2 - side / 2;
+            x = w >= side ? Math.Clamp(x, 0, w - side) : (w - side) / 2;
+            y = h >= side ? Math.Clamp(y, 0, h - side) : (h - side) / 2;
+            var members = new List<GlyphCandidate> { seed };
+            assigned[seed.Id] = true;
+            foreach (var c in order)
+            {
+                if (assigned[c.Id]) continue;
+                if (c.X0 - margin < x || c.Y0 - margin < y || c.X1 + margin >= x + side || c.Y1 + margin >= y + side) continue;
+                if (Desired(c) * 2 < side) continue;
+                members.Add(c);
+                assigned[c.Id] = true;
+            }
+            crops.Add((x, y, side, members));
+        }
+        return crops;
+    }
+
+    /// <summary>Ink by Otsu's threshold on the luma; the majority class is the background.</summary>
+    public static InkMap FindInk(RgbImage img)
+    {
+        int n = img.Height * img.Width;
+        var luma = new byte[n];
+        var hist = new long[256];
+        var p = img.Pixels;
+        for (int i = 0; i < n; i++)
+        {
+            int v = (int)Math.Round(0.299 * p[3 * i] + 0.587 * p[3 * i + 1] + 0.114 * p[3 * i + 2]);
+            luma[i] = (byte)v;
+            hist[v]++;
+        }
+        int t = Otsu(hist, n);
+        long below = 0;
+        for (int v = 0; v <= t; v++) below += hist[v];
+        bool darkInk = below * 2 <= n;
+        var ink = new bool[n];
+        long[] sum = new long[3];
+        long cnt = 0;
+        for (int i = 0; i < n; i++)
+        {
+            ink[i] = darkInk ? luma[i] <= t : luma[i] > t;
+            if (ink[i]) continue;
+            cnt++;
+            for (int k = 0; k < 3; k++) sum[k] += p[3 * i + k];
+        }
+        var bg = cnt == 0 ? new byte[] { 255, 255, 255 } : sum.Select(s => (byte)(s / cnt)).ToArray();
+        return new InkMap(img.Height, img.Width, ink, t, darkInk, bg);
+    }
+
+    // Otsu: the threshold t (class 0 = values ≤ t) maximising the between-class variance.
+    private static int Otsu(long[] hist, long n)
+    {
+        double total = 0;
+        for (int v = 0; v < 256; v++) total += v * (double)hist[v];
+        double sumB = 0, best = -1;
+        long wB = 0;
+        int t = 127;
+        for (int v = 0; v < 255; v++)
+        {
+            wB += hist[v];
+            if (wB == 0) continue;
+            long wF = n - wB;
+            if (wF == 0) break;
+            sumB += v * (double)hist[v];
+            double mB = sumB / wB, mF = (total - sumB) / wF;
+            double between = (double)wB * wF * (mB - mF) * (mB - mF);
+            if (between > best)
+            {
+                best = between;
+                t = v;
+            }
+        }
+        return t;
+    }
+
+    /// <summary>An 8-connected ink component: label (1-based), inclusive box and pixel count.</summary>
+    public readonly record struct Component(int Label, int X0, int Y0, int X1, int Y1, long Area)
+    {
+        public int W => X1 - X0 + 1;
+        public int H => Y1 - Y0 + 1;
+    }
+
+    /// <summary>Labels (row-major, 0 = no ink) and the components, indexed by label − 1.</summary>
+    public static (int[] labels, List<Component> comps) Components(InkMap ink)
+    {
+        int[] labels;
+        using (var m = Tensor.FromSpan<bool>(ink.Ink, [1, 1, ink.Height, ink.Width]))
+        {
+            var (l, a) = Misc.get_connected_components(m);
+            using (l) labels = l.ToArray<int>();
+            a.Dispose();
+        }
+        var boxes = new List<(int x0, int y0, int x1, int y1, long n)>();
+        for (int y = 0; y < ink.Height; y++)
+            for (int x = 0; x < ink.Width; x++)
+            {
+                int l = labels[y * ink.Width + x];
+                if (l == 0) continue;
+                while (boxes.Count < l) boxes.Add((int.MaxValue, int.MaxValue, -1, -1, 0));
+                var b = boxes[l - 1];
+                boxes[l - 1] = (Math.Min(b.x0, x), Math.Min(b.y0, y), Math.Max(b.x1, x), Math.Max(b.y1, y), b.n + 1);
+            }
+        return (labels, boxes.Select((b, i) => new Component(i + 1, b.x0, b.y0, b.x1, b.y1, b.n)).ToList());
+    }
+
+    /// <summary>Candidates of a sheet (ink, components, grouping).</summary>
+    public static List<GlyphCandidate> FindCandidates(RgbImage sheet, int minGlyphArea = 3)
+    {
+        var (_, comps) = Components(FindInk(sheet));
+        return GroupCandidates(comps, minGlyphArea);
+    }
+
+    /// <summary>
+    /// Groups components into characters. A component joins a bigger one above/below it when it is at most
+    /// half its size, lies mostly within its columns and is close (an i's dot, accents, the dot of ! and ?);
+    /// two small stacked components join when they are small next to the text around them (: ; =).
+    /// Letters side by side, and letters of neighbouring lines, stay apart.
+    /// </summary>
+    public static List<GlyphCandidate> GroupCandidates(IReadOnlyList<Component> comps, int minGlyphArea = 3)
+    {
+        int n = comps.Count;
+        var parent = Enumerable.Range(0, n).ToArray();
+        int Find(int a)
+        {
+            while (parent[a] != a) a = parent[a] = parent[parent[a]];
+            return a;
+        }
+        void Union(int a, int b)
+        {
+            a = Find(a);
+            b = Find(b);
+            if (a != b) parent[Math.Max(a, b)] = Math.Min(a, b);
+        }
+        static int HOverlap(Component a, Component b) => Math.Min(a.X1, b.X1) - Math.Max(a.X0, b.X0) + 1;
+        static int VGap(Component a, Component b) => Math.Max(0, Math.Max(a.Y0, b.Y0) - Math.Min(a.Y1, b.Y1) - 1);
+        static int Size(Component c) => Math.Max(c.W, c.H);
+
+        // Components sorted by x0 so neighbours in x are found without an all-pairs scan.
+        var byX = Enumerable.Range(0, n).OrderBy(i => comps[i].X0).ToArray();
+        int maxW = n == 0 ? 0 : comps.Max(c => c.W);
+        IEnumerable<int> Overlapping(int x0, int x1)
+        {
+            // comps with X0 <= x1 and X1 >= x0
+            int lo = 0, hi = byX.Length;
+            int from = x0 - maxW;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) / 2;
+                if (comps[byX[mid]].X0 < from) lo = mid + 1; else hi = mid;
+            }
+            for (int k = lo; k < byX.Length && comps[byX[k]].X0 <= x1; k++)
+                if (comps[byX[k]].X1 >= x0) yield return byX[k];
+        }
+
+        // Rule 1: small to big, best partner only.
+        for (int a = 0; a < n; a++)
+        {
+            var A = comps[a];
+            int best = -1, bestGap = int.MaxValue, bestOv = 0;
+            foreach (int b in Overlapping(A.X0, A.X1))
+            {
+                if (b == a) continue;
+                var B = comps[b];
+                // Small: at most half as tall and less ink (accents can be wider than a dotless i).
+                if (A.H * 2 > B.H || A.Area >= B.Area) continue;
+                int ov = HOverlap(A, B);
+                if (ov * 2 < Math.Min(A.W, B.W)) continue;
+                int gap = VGap(A, B);
+                if (gap > 0.6 * B.H || gap > 2 * Size(A) + 1) continue;
+                if (gap < bestGap || (gap == bestGap && ov > bestOv))
+                {
+                    best = b;
+                    bestGap = gap;
+                    bestOv = ov;
+                }
+            }
+            if (best >= 0) Union(a, best);
+        }
+
+        // Rule 2: stacked small pairs, judged against the text height around them.
+        for (int a = 0; a < n; a++)
+        {
+            var A = comps[a];
+            foreach (int b in Overlapping(A.X0, A.X1))
+            {
+                if (b <= a) continue;
+                var B = comps[b];
+                if (HOverlap(A, B) * 2 < Math.Min(A.W, B.W)) continue;
+                int hMax = Math.Max(A.H, B.H);
+                int gap = VGap(A, B);
+                if (gap == 0 || gap > 2.5 * hMax + 1) continue;
+                int uy0 = Math.Min(A.Y0, B.Y0), uy1 = Math.Max(A.Y1, B.Y1), ux0 = Math.Min(A.X0, B.X0), ux1 = Math.Max(A.X1, B.X1);
+                int uh = uy1 - uy0 + 1;
+                int lineH = 0;
+                foreach (int k in Overlapping(ux0 - 2 * uh, ux1 + 2 * uh))
+                {
+                    if (k == a || k == b) continue;
+                    var K = comps[k];
+                    if (K.Y1 < uy0 || K.Y0 > uy1) continue;
+                    lineH = Math.Max(lineH, K.H);
+                }
+                if (lineH == 0 || hMax > 0.45 * lineH || uh > 1.1 * lineH) continue;
+                Union(a, b);
+            }
+        }
+
+        var groups = new Dictionary<int, List<int>>();
+        for (int i = 0; i < n; i++)
+        {
+            int r = Find(i);
+            if (!groups.TryGetValue(r, out var g)) groups[r] = g = new List<int>();
+            g.Add(i);
+        }
+        var result = new List<GlyphCandidate>();
+        foreach (var g in groups.Values.OrderBy(g => g.Min()))
+        {
+            long area = g.Sum(i => comps[i].Area);
+            if (area < minGlyphArea) continue;
+            result.Add(new GlyphCandidate(result.Count, g.Min(i => comps[i].X0), g.Min(i => comps[i].Y0), g.Max(i => comps[i].X1), g.Max(i => comps[i].Y1),
+                                          g.Select(i => comps[i].Label).ToArray(), area));
+        }
+        return result;
+    }
+}

@@ -1,0 +1,127 @@
+using TorchSam2.Glyphs;
+using TorchSam2.IO;
+
+namespace TorchSam2.Tests.Glyphs;
+
+public class SpecimenGeneratorTests
+{
+    private static readonly SpecimenOptions Small = new() { Width = 384, Height = 320, MaxSizePx = 90 };
+
+    [Theory]
+    [InlineData(1, SpecimenLayout.Lines)]
+    [InlineData(2, SpecimenLayout.Grid)]
+    [InlineData(3, SpecimenLayout.Mixed)]
+    public void MasksAndBoxesAreExactlyConsistent(int seed, SpecimenLayout layout)
+    {
+        var (sheet, glyphs) = SpecimenGenerator.Generate(Small with { Layout = layout }, seed);
+        Assert.Equal((320, 384), (sheet.Height, sheet.Width));
+        Assert.NotEmpty(glyphs);
+        Assert.Equal(Enumerable.Range(1, glyphs.Count), glyphs.Select(g => g.Id));
+        foreach (var g in glyphs)
+        {
+            var m = g.Mask;
+            long count = m.Bits.LongCount(b => b);
+            Assert.True(count > 0);
+            Assert.Equal(count, g.Area);
+            // Stored tight: bbox = the mask's own box, and every border row/column has a set pixel.
+            Assert.Equal((m.X, m.Y, m.Width, m.Height), g.BBox);
+            Assert.Contains(true, m.Bits.Take(m.Width));
+            Assert.Contains(true, m.Bits.Skip((m.Height - 1) * m.Width));
+            Assert.Contains(true, Enumerable.Range(0, m.Height).Select(r => m.Bits[r * m.Width]));
+            Assert.Contains(true, Enumerable.Range(0, m.Height).Select(r => m.Bits[r * m.Width + m.Width - 1]));
+            Assert.True(m.X >= 0 && m.Y >= 0 && m.X + m.Width <= sheet.Width && m.Y + m.Height <= sheet.Height);
+            Assert.InRange(g.SizePx, Small.MinSizePx, Small.MaxSizePx);
+            Assert.Equal(1, g.Char.Length);
+            Assert.False(char.IsWhiteSpace(g.Char[0]));
+            Assert.Equal(FontSplit.Train, FontRegistry.Get(g.Font).Split);
+            // RLE round trip keeps the pixels.
+            var rle = m.ToRle(sheet.Height, sheet.Width);
+            Assert.Equal(count, rle.Area());
+            var back = GlyphMask.FromRle(rle);
+            Assert.Equal((m.X, m.Y, m.Width, m.Height), (back.X, back.Y, back.Width, back.Height));
+            Assert.Equal(m.Bits, back.Bits);
+        }
+    }
+
+    [Fact]
+    public void MaskPixelsAreInkOnTheSheet()
+    {
+        // Clean sheet, grey levels only: coverage ≥ 0.5 puts a pixel at least half way from paper to ink.
+        var opts = Small with { ColorJitter = false, InvertProbability = 0 };
+        var (sheet, glyphs) = SpecimenGenerator.Generate(opts, 11);
+        var px = sheet.Pixels;
+        int bg = px.Max(), fg = px.Min();
+        foreach (var g in glyphs)
+            for (int r = 0; r < g.Mask.Height; r++)
+                for (int c = 0; c < g.Mask.Width; c++)
+                    if (g.Mask.Bits[r * g.Mask.Width + c])
+                    {
+                        int v = px[((g.Mask.Y + r) * sheet.Width + g.Mask.X + c) * 3];
+                        Assert.True(v <= (bg + fg) / 2.0 + 1, $"glyph {g.Id} '{g.Char}' pixel value {v}, paper {bg}, ink {fg}");
+                    }
+    }
+
+    [Fact]
+    public void SameSeedSameSheet()
+    {
+        var (a, ga) = SpecimenGenerator.Generate(Small with { NoiseStd = 3 }, 42);
+        var (b, gb) = SpecimenGenerator.Generate(Small with { NoiseStd = 3 }, 42);
+        Assert.Equal(a.Pixels, b.Pixels);
+        Assert.Equal(ga.Count, gb.Count);
+        for (int i = 0; i < ga.Count; i++)
+        {
+            Assert.Equal((ga[i].Char, ga[i].Font, ga[i].SizePx, ga[i].BBox), (gb[i].Char, gb[i].Font, gb[i].SizePx, gb[i].BBox));
+            Assert.Equal(ga[i].Mask.Bits, gb[i].Mask.Bits);
+        }
+        var (c, _) = SpecimenGenerator.Generate(Small with { NoiseStd = 3 }, 43);
+        Assert.NotEqual(a.Pixels, c.Pixels);
+    }
+
+    [Fact]
+    public void SplitsShareNoFontFamily()
+    {
+        static string Family(FontEntry f) => f.Name.Split('-')[0].Replace("Bold", "").Replace("Italic", "").Replace("Narrow", "").Replace("Condensed", "").Replace("Oblique", "").Replace("Mono", "").Replace("Sans", "").Replace("Serif", "");
+        var train = FontRegistry.All.Where(f => f.Split == FontSplit.Train).Select(Family).ToHashSet();
+        var held = FontRegistry.All.Where(f => f.Split == FontSplit.HeldOut).Select(Family).ToHashSet();
+        Assert.Empty(train.Intersect(held));
+        Assert.NotEmpty(FontRegistry.Available(FontSplit.Train));
+        Assert.NotEmpty(FontRegistry.Available(FontSplit.HeldOut));
+        var (_, glyphs) = SpecimenGenerator.Generate(Small with { Split = FontSplit.HeldOut }, 5);
+        Assert.All(glyphs, g => Assert.Equal(FontSplit.HeldOut, FontRegistry.Get(g.Font).Split));
+    }
+
+    [Fact]
+    public void DatasetRoundTripsThroughCocoJson()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "torchsam2-tests", "specimens_" + Guid.NewGuid().ToString("N"));
+        var written = SpecimenGenerator.WriteDataset(dir, 2, FontSplit.Train, 9, Small);
+        var loaded = GlyphCoco.Load(Path.Combine(dir, "annotations.json"));
+        Assert.Equal("train", (string?)loaded.Info["split"]);
+        Assert.Equal(written.Images, loaded.Images);
+        Assert.Equal(written.Annotations.Count, loaded.Annotations.Count);
+        for (int i = 0; i < 2; i++)
+        {
+            var (sheet, glyphs) = SpecimenGenerator.Generate(Small, SpecimenGenerator.SheetSeed(9, i));
+            var png = RgbImage.Load(Path.Combine(dir, "images", loaded.Images[i].FileName));
+            Assert.Equal(sheet.Pixels, png.Pixels);
+            var anns = loaded.Annotations.Where(a => a.ImageId == loaded.Images[i].Id).ToList();
+            Assert.Equal(glyphs.Count, anns.Count);
+            for (int k = 0; k < glyphs.Count; k++)
+            {
+                Assert.Equal((glyphs[k].Char, glyphs[k].Font, (int?)glyphs[k].SizePx), (anns[k].Char, anns[k].Font, anns[k].SizePx));
+                var m = anns[k].Mask();
+                Assert.Equal(glyphs[k].BBox, m.BBox);
+                Assert.Equal(glyphs[k].Mask.Bits, m.Bits);
+            }
+        }
+        // The JSON has COCO's fields: bbox XYWH, area and string RLE.
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "annotations.json")));
+        var first = doc.RootElement.GetProperty("annotations")[0];
+        var bbox = first.GetProperty("bbox").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.Equal(written.Annotations[0].Mask().BBox, (bbox[0], bbox[1], bbox[2], bbox[3]));
+        Assert.Equal(written.Annotations[0].Segmentation.Area(), first.GetProperty("area").GetInt64());
+        Assert.Equal(System.Text.Json.JsonValueKind.String, first.GetProperty("segmentation").GetProperty("counts").ValueKind);
+        Assert.Equal("glyph", doc.RootElement.GetProperty("categories")[0].GetProperty("name").GetString());
+        Directory.Delete(dir, true);
+    }
+}
