@@ -5,6 +5,7 @@ using TorchSam2.Cli.Commands;
 var root = new RootCommand("TorchSam2 — Segment Anything 2.1 in C# on libtorch");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(SegmentCommand.Create());
+root.Subcommands.Add(AutoCommand.Create());
 root.Subcommands.Add(TrackCommand.Create());
 root.Subcommands.Add(ParityCommand.Create());
 root.Subcommands.Add(CheckpointCommands.CreateInspect());

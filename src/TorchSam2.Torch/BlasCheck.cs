@@ -33,6 +33,22 @@ public static class BlasCheck
     public static bool IsReferenceBlas(string? path) =>
         path is not null && path.Contains("/blas/libblas.so", StringComparison.Ordinal) && !path.Contains("openblas", StringComparison.Ordinal);
 
+    private delegate void SetThreads(int n);
+
+    /// <summary>
+    /// Sets the BLAS library's own thread count where it has one (OpenBLAS): libtorch's
+    /// set_num_threads does not reach it, so "1 thread" would otherwise still run BLAS workers.
+    /// Returns false when the loaded BLAS has no such control.
+    /// </summary>
+    public static bool SetBlasThreads(int n)
+    {
+        var path = LoadedBlas();
+        if (path is null || !System.Runtime.InteropServices.NativeLibrary.TryLoad(path, out var lib)) return false;
+        if (!System.Runtime.InteropServices.NativeLibrary.TryGetExport(lib, "openblas_set_num_threads", out var fn)) return false;
+        System.Runtime.InteropServices.Marshal.GetDelegateForFunctionPointer<SetThreads>(fn)(n);
+        return true;
+    }
+
     internal static void WarnOnce()
     {
         if (Interlocked.Exchange(ref _checked, 1) != 0) return;

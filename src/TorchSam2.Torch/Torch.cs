@@ -30,7 +30,12 @@ public static partial class torch
 
     public static void manual_seed(ulong seed) => Status.Check(NativeMethods.ts_context_manual_seed(seed));
 
-    public static void set_num_threads(int n) => Status.Check(NativeMethods.ts_context_set_num_threads(n));
+    /// <summary>Intra-op threads for libtorch and, with OpenBLAS, for BLAS too (libtorch alone leaves BLAS's own pool as it is).</summary>
+    public static void set_num_threads(int n)
+    {
+        Status.Check(NativeMethods.ts_context_set_num_threads(n));
+        BlasCheck.SetBlasThreads(n);
+    }
 
     public static int get_num_threads() => NativeMethods.ts_context_get_num_threads();
 

@@ -13,7 +13,7 @@ internal static class FinetuneCommand
     {
         var config = new Option<string>("--config") { Description = "YAML config or built-in name (sam2.1_hiera_t, ...)", Required = true };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "initial weights (.pt or .safetensors); random init when left out" };
-        var data = new Option<string>("--data") { Description = "training data: a COCO JSON file, or a folder of image + mask PNG pairs", Required = true };
+        var data = new Option<string>("--data") { Description = "training data: a COCO JSON file, a folder of image + mask PNG pairs, or glyph-crops:SPLIT:COUNT[:SEED] (generated specimen crops, SPLIT train or heldout)", Required = true };
         var val = new Option<string?>("--val") { Description = "validation data (same formats); mean IoU is reported each epoch" };
         var outDir = new Option<string>("--out") { Description = "output folder (model.safetensors, model.pt, checkpoint/)", Required = true };
         var epochs = new Option<int>("--epochs") { Description = "passes over the training data", DefaultValueFactory = _ => 1 };
@@ -29,11 +29,12 @@ internal static class FinetuneCommand
         var corrections = new Option<int>("--correction-clicks") { Description = "correction clicks per sample (7 upstream)", DefaultValueFactory = _ => 7 };
         var maxObjects = new Option<int>("--max-objects") { Description = "objects sampled per image", DefaultValueFactory = _ => 3 };
         var noAugment = new Option<bool>("--no-augment") { Description = "turn off flips, affine and colour augmentation" };
+        var saveInitial = new Option<bool>("--save-initial") { Description = "also write the weights before training (initial.safetensors), for before/after comparisons" };
         var device = Common.Device();
         var threads = Common.Threads();
         var cmd = new Command("finetune", "Fine-tune SAM 2.1 on images with masks (focal/dice/IoU losses, simulated clicks and boxes, AdamW + cosine)");
         foreach (var o in new Option[] { config, checkpoint, data, val, outDir, epochs, batch, lr, warmup, freezeImage, freezePrompt, accumulate, seed, resume,
-                                         imageSize, corrections, maxObjects, noAugment, device, threads })
+                                         imageSize, corrections, maxObjects, noAugment, saveInitial, device, threads })
             cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
@@ -41,6 +42,8 @@ internal static class FinetuneCommand
             var dev = Common.ParseDevice(pr.GetValue(device)!);
             var cfg = BuildSam.LoadConfig(pr.GetValue(config)!);
             if (pr.GetValue(imageSize) is int s) cfg = cfg.WithImageSize(s);
+            // A from-scratch model is initialised from the seed too, so the whole run is reproducible.
+            TorchSam2.Torch.torch.manual_seed((ulong)pr.GetValue(seed));
             using var model = BuildSam.build_sam2(cfg, pr.GetValue(checkpoint), dev, mode: "train", apply_postprocessing: false);
             var train = OpenDataset(pr.GetValue(data)!);
             var valSet = pr.GetValue(val) is { } v ? OpenDataset(v) : null;
@@ -60,6 +63,8 @@ internal static class FinetuneCommand
             };
             var output = pr.GetValue(outDir)!;
             Directory.CreateDirectory(output);
+            if (pr.GetValue(saveInitial) && pr.GetValue(resume) is null)
+                Sam2Trainer.ExportWeights(model, Path.Combine(output, "initial.safetensors"));
             using var trainer = new Sam2Trainer(model, train, valSet, options);
             if (pr.GetValue(resume) is { } r)
             {
@@ -102,10 +107,27 @@ internal static class FinetuneCommand
     }
 
     private static ISegmentationDataset OpenDataset(string path) =>
-        File.Exists(path) ? new CocoSegmentationDataset(path)
+        path.StartsWith("glyph-crops:", StringComparison.Ordinal) ? GlyphCrops(path)
+        : File.Exists(path) ? new CocoSegmentationDataset(path)
         : Directory.Exists(path) && Directory.GetFiles(path, "*.json").FirstOrDefault(f => Path.GetFileName(f) == "annotations.json") is { } j ? new CocoSegmentationDataset(j)
         : Directory.Exists(path) ? new MaskFolderDataset(path)
         : throw new FileNotFoundException($"no dataset at {path}");
+
+    // glyph-crops:SPLIT:COUNT[:SEED] — crops of generated specimen sheets, made on the fly.
+    private static ISegmentationDataset GlyphCrops(string spec)
+    {
+        var parts = spec.Split(':');
+        if (parts.Length is < 3 or > 4 || !int.TryParse(parts[2], out int count) || count <= 0)
+            throw new ArgumentException($"expected glyph-crops:SPLIT:COUNT[:SEED], got '{spec}'");
+        var split = parts[1].ToLowerInvariant() switch
+        {
+            "train" => TorchSam2.Glyphs.FontSplit.Train,
+            "heldout" or "held-out" => TorchSam2.Glyphs.FontSplit.HeldOut,
+            var other => throw new ArgumentException($"glyph-crops split must be train or heldout, got '{other}'"),
+        };
+        int seed = parts.Length == 4 && int.TryParse(parts[3], out int s) ? s : 0;
+        return new TorchSam2.Glyphs.GlyphCropDataset(count, split, seed);
+    }
 
     // Progress<T> posts to the thread pool; report synchronously on the training thread instead.
     private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>

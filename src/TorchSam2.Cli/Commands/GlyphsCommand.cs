@@ -130,11 +130,21 @@ internal static class GlyphsCommand
         var pred = new Option<string>("--pred") { Description = "predictions: torchsam2 glyphs output, a COCO results list or a COCO dataset", Required = true };
         var gt = new Option<string>("--gt") { Description = "ground truth COCO instances (e.g. annotations.json from torchsam2 specimens)", Required = true };
         var tol = new Option<int>("--tolerance") { Description = "boundary tolerance in pixels", DefaultValueFactory = _ => 2 };
+        var asJson = new Option<bool>("--json") { Description = "print the metrics as JSON" };
         var cmd = new Command("eval", "Score glyph masks against a COCO ground truth: foreground IoU, mean glyph IoU, recall@0.5, boundary F");
-        foreach (var o in new Option[] { pred, gt, tol }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { pred, gt, tol, asJson }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             var r = GlyphEval.Evaluate(GlyphCoco.Load(pr.GetValue(gt)!), GlyphCoco.Load(pr.GetValue(pred)!), pr.GetValue(tol));
+            if (pr.GetValue(asJson))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    images = r.Images, gt_glyphs = r.GtGlyphs, predictions = r.PredGlyphs, fg_iou = r.ForegroundIoU, mean_glyph_iou = r.MeanGlyphIoU,
+                    recall50 = r.Recall50, boundary_f = r.BoundaryF, tolerance_px = pr.GetValue(tol),
+                }));
+                return 0;
+            }
             Console.WriteLine($"images          {r.Images}");
             Console.WriteLine($"GT glyphs       {r.GtGlyphs}");
             Console.WriteLine($"predictions     {r.PredGlyphs}");

@@ -90,8 +90,9 @@ public static partial class torch
                 var sdpa = Op.TryGet("aten::scaled_dot_product_attention");
                 if (sdpa is not null) return sdpa.Invoke(query, key, value, attn_mask, dropout_p, false);
                 using var scope = NewDisposeScope();
+                // Scale q (L×d) rather than the L×S score matrix: one pass over the smaller tensor.
                 double scale = 1.0 / Math.Sqrt(query.size(-1));
-                var attn = query.matmul(key.transpose(-2, -1)) * scale;
+                var attn = (query * scale).matmul(key.transpose(-2, -1));
                 if (attn_mask is not null)
                     attn = attn_mask.dtype == ScalarType.Bool ? attn.masked_fill(attn_mask.logical_not(), double.NegativeInfinity) : attn + attn_mask;
                 attn = attn.softmax(-1);
