@@ -13,7 +13,7 @@ internal static class FinetuneCommand
     {
         var config = new Option<string>("--config") { Description = "YAML config or built-in name (sam2.1_hiera_t, ...)", Required = true };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "initial weights (.pt or .safetensors); random init when left out" };
-        var data = new Option<string>("--data") { Description = "training data: a COCO JSON file, a folder of image + mask PNG pairs, or glyph-crops:SPLIT:COUNT[:SEED] (generated specimen crops, SPLIT train or heldout)", Required = true };
+        var data = new Option<string>("--data") { Description = "training data: a COCO JSON file, a folder of image + mask PNG pairs, glyph-crops:SPLIT:COUNT[:SEED] (generated specimen crops, SPLIT train or heldout), or video:FOLDER (JPEGImages/VIDEO/*.jpg + Annotations/VIDEO/*.png: trains on clips with memory)", Required = true };
         var val = new Option<string?>("--val") { Description = "validation data (same formats); mean IoU is reported each epoch" };
         var outDir = new Option<string>("--out") { Description = "output folder (model.safetensors, model.pt, checkpoint/)", Required = true };
         var epochs = new Option<int>("--epochs") { Description = "passes over the training data", DefaultValueFactory = _ => 1 };
@@ -29,12 +29,13 @@ internal static class FinetuneCommand
         var corrections = new Option<int>("--correction-clicks") { Description = "correction clicks per sample (7 upstream)", DefaultValueFactory = _ => 7 };
         var maxObjects = new Option<int>("--max-objects") { Description = "objects sampled per image", DefaultValueFactory = _ => 3 };
         var noAugment = new Option<bool>("--no-augment") { Description = "turn off flips, affine and colour augmentation" };
+        var clipFrames = new Option<int>("--clip-frames") { Description = "frames per clip with video:FOLDER data (8 upstream)", DefaultValueFactory = _ => 8 };
         var saveInitial = new Option<bool>("--save-initial") { Description = "also write the weights before training (initial.safetensors), for before/after comparisons" };
         var device = Common.Device();
         var threads = Common.Threads();
         var cmd = new Command("finetune", "Fine-tune SAM 2.1 on images with masks (focal/dice/IoU losses, simulated clicks and boxes, AdamW + cosine)");
         foreach (var o in new Option[] { config, checkpoint, data, val, outDir, epochs, batch, lr, warmup, freezeImage, freezePrompt, accumulate, seed, resume,
-                                         imageSize, corrections, maxObjects, noAugment, saveInitial, device, threads })
+                                         imageSize, corrections, maxObjects, noAugment, clipFrames, saveInitial, device, threads })
             cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
@@ -45,7 +46,11 @@ internal static class FinetuneCommand
             // A from-scratch model is initialised from the seed too, so the whole run is reproducible.
             TorchSam2.Torch.torch.manual_seed((ulong)pr.GetValue(seed));
             using var model = BuildSam.build_sam2(cfg, pr.GetValue(checkpoint), dev, mode: "train", apply_postprocessing: false);
-            var train = OpenDataset(pr.GetValue(data)!);
+            string dataSpec = pr.GetValue(data)!;
+            bool video = dataSpec.StartsWith("video:", StringComparison.Ordinal);
+            if (video && pr.GetValue(val) is not null) throw new ArgumentException("--val is not supported with video:FOLDER data");
+            var videoSet = video ? new VideoFolderDataset(dataSpec["video:".Length..], pr.GetValue(clipFrames)) : null;
+            var train = video ? null : OpenDataset(dataSpec);
             var valSet = pr.GetValue(val) is { } v ? OpenDataset(v) : null;
             var options = new TrainerOptions
             {
@@ -65,13 +70,15 @@ internal static class FinetuneCommand
             Directory.CreateDirectory(output);
             if (pr.GetValue(saveInitial) && pr.GetValue(resume) is null)
                 Sam2Trainer.ExportWeights(model, Path.Combine(output, "initial.safetensors"));
-            using var trainer = new Sam2Trainer(model, train, valSet, options);
+            using var videoTrainer = videoSet is null ? null : new VideoClipTrainer(model, videoSet, options, new VideoPromptOptions { NumCorrectionPtPerFrame = pr.GetValue(corrections) });
+            using var imageTrainer = videoTrainer is null ? new Sam2Trainer(model, train!, valSet, options) : null;
+            var trainer = videoTrainer?.Inner ?? imageTrainer!;
             if (pr.GetValue(resume) is { } r)
             {
                 trainer.LoadCheckpoint(r);
                 AnsiConsole.MarkupLine($"resumed at step {trainer.Step} of {trainer.TotalSteps}");
             }
-            AnsiConsole.MarkupLine($"{train.Count} training images, {trainer.StepsPerEpoch} steps/epoch, {trainer.TotalSteps} steps, image size {model.image_size}, " +
+            AnsiConsole.MarkupLine($"{(videoSet is null ? $"{train!.Count} training images" : $"{videoSet.Count} training videos ({pr.GetValue(clipFrames)}-frame clips)")}, {trainer.StepsPerEpoch} steps/epoch, {trainer.TotalSteps} steps, image size {model.image_size}, " +
                                    $"{trainer.Groups().Sum(g => g.count):N0} trainable parameters");
             var log = new List<string>();
             AnsiConsole.Progress()
@@ -96,7 +103,8 @@ internal static class FinetuneCommand
                             AnsiConsole.MarkupLine(Markup.Escape(line));
                         }
                     });
-                    trainer.Train(output, progress);
+                    if (videoTrainer is not null) videoTrainer.Train(output, progress);
+                    else trainer.Train(output, progress);
                 });
             Sam2Trainer.ExportWeights(model, Path.Combine(output, "model.safetensors"));
             Sam2Trainer.ExportWeights(model, Path.Combine(output, "model.pt"));

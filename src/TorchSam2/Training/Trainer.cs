@@ -201,7 +201,18 @@ public sealed class Sam2Trainer : IDisposable
     // ---- training --------------------------------------------------------------------------------
 
     /// <summary>One optimizer step: Accumulate micro-batches of forward + backward, clip, AdamW.</summary>
-    public StepResult TrainStep()
+    public StepResult TrainStep() =>
+        TrainStepWith((idx, rng) =>
+        {
+            var samples = idx.Select(i => SampleTransforms.Prepare(_train.Get(i), _model.image_size, rng, Options.Augment, Options.MaxObjectsPerImage)).ToList();
+            return ForwardLoss(samples, rng, Options.Prompts);
+        });
+
+    /// <summary>
+    /// The optimizer step with a caller-supplied micro-batch loss (dataset indices, seeded Random → loss terms or null
+    /// to skip): the video trainer reuses the schedule, accumulation, clipping and seeding through this hook.
+    /// </summary>
+    internal StepResult TrainStepWith(Func<int[], Random, LossTerms?> microLoss)
     {
         var sw = Stopwatch.StartNew();
         var o = Options;
@@ -224,9 +235,8 @@ public sealed class Sam2Trainer : IDisposable
             var rng = RandomFor(o.Seed, 2, globalMicro);
             manual_seed(Mix(o.Seed, 3, globalMicro));
             var idx = BatchIndices(epoch, micro);
-            var samples = idx.Select(i => SampleTransforms.Prepare(_train.Get(i), _model.image_size, rng, o.Augment, o.MaxObjectsPerImage)).ToList();
             using var scope = NewDisposeScope();
-            using var terms = ForwardLoss(samples, rng, o.Prompts);
+            using var terms = microLoss(idx, rng);
             if (terms is null) continue;
             var scaled = terms.Core / microList.Count;
             scaled.backward();
