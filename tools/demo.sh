@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The main job: set up (apt packages, native shim, solution) and run the CLI.
+# The main job: set up (apt packages, native shim, solution), then segment every glyph of the
+# shipped specimen sheet with the embedded demo model and score it against the sheet's truth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 cli() { ./torchsam2 "$@"; }
 cli info
-if [ -d ../shared/parity ]; then
-  # Replays the PyTorch reference cases: every output tensor is compared with its tolerance.
-  cli parity ../shared/parity/micro_image ../shared/parity/micro_modules || true
-fi
-cli --help
+demo=weights/glyph-demo
+cli glyphs "$demo/specimen.png" --checkpoint "$demo/model.safetensors" --config configs/glyph/sam2_glyph_demo.yaml --out out/demo
+cli eval --pred out/demo/glyphs.json --gt "$demo/specimen.annotations.json"
+echo "overlay: out/demo/overlay.png"

@@ -3,14 +3,14 @@
 # trains the small SAM 2 architecture of configs/glyph/sam2_glyph_demo.yaml on generated specimen
 # crops in the training fonts (seeded), then scores it before and after training on sheets set in
 # held-out fonts that training never sees. Needs the fonts installed by tools/setup.sh.
-#   bash tools/glyph_demo.sh            # ~45 min on 2 cores
+#   bash tools/glyph_demo.sh            # about 45 min on 2 cores
 #   STEPS_SAMPLES=512 bash tools/glyph_demo.sh   # a quick smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cli() { ./torchsam2 "$@"; }
 out=${OUT:-weights/glyph-demo}
 work=${WORK:-/tmp/torchsam2-glyph-demo}
-samples=${STEPS_SAMPLES:-6000}     # training crops (one pass, batch 4)
+samples=${STEPS_SAMPLES:-4000}     # training crops (one pass, batch 4: 1000 optimizer steps)
 threads=${THREADS:-2}
 cfg=configs/glyph/sam2_glyph_demo.yaml
 mkdir -p "$out" "$work"
@@ -22,7 +22,8 @@ done
 
 start=$(date +%s)
 cli finetune --config "$cfg" --data "glyph-crops:train:$samples:1" --out "$work/run" --epochs 1 --batch-size 4 \
-    --lr 1e-3 --warmup 100 --correction-clicks 1 --max-objects 4 --seed 0 --threads "$threads" --save-initial
+    --val "glyph-crops:heldout:200:2" --lr 1e-3 --warmup 100 --correction-clicks 1 --max-objects 4 --seed 0 \
+    --threads "$threads" --save-initial
 train_s=$(( $(date +%s) - start ))
 
 # Scores: raw model masks (--no-refine) and the full glyph pipeline, before and after training.
