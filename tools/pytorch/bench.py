@@ -49,6 +49,21 @@ def timed(repeats, body, device):
     return stats(times)
 
 
+def set_blas_threads(n):
+    """OpenBLAS keeps its own thread pool that torch.set_num_threads does not reach; TorchSam2's
+    set_num_threads sets it too, so both sides run the same number of threads."""
+    import ctypes
+    with open("/proc/self/maps") as maps:
+        libs = {line.split()[-1] for line in maps if "blas" in line.split()[-1]}
+    for lib in libs:
+        try:
+            getattr(ctypes.CDLL(lib), "openblas_set_num_threads")(n)
+            return True
+        except (OSError, AttributeError):
+            continue
+    return False
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # ru_maxrss is KiB on Linux
 
@@ -92,6 +107,7 @@ def main():
 
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+        set_blas_threads(a.threads)
     device = torch.device(a.device)
     n = max(1, a.repeats)
     # Without the CUDA extension sam2 skips fill_hole_area (with a warning); the torch stand-in for it
