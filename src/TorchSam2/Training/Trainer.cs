@@ -201,6 +201,24 @@ public sealed class Sam2Trainer : IDisposable
     // ---- training --------------------------------------------------------------------------------
 
     /// <summary>One optimizer step: Accumulate micro-batches of forward + backward, clip, AdamW.</summary>
+    /// <summary>
+    /// forward_image for training: the image encoder runs without a graph when frozen, while
+    /// conv_s0/conv_s1 (decoder weights) still train. Runs in the caller's dispose scope.
+    /// </summary>
+    internal ImageEncoderOutput EncodeImages(Tensor img)
+    {
+        ImageEncoderOutput bo;
+        if (Options.FreezeImageEncoder)
+            using (no_grad()) bo = _model.image_encoder.forward(img);
+        else bo = _model.image_encoder.forward(img);
+        if (_model.use_high_res_features_in_sam)
+        {
+            bo.backbone_fpn[0] = _model.sam_mask_decoder.conv_s0!.forward(bo.backbone_fpn[0]);
+            bo.backbone_fpn[1] = _model.sam_mask_decoder.conv_s1!.forward(bo.backbone_fpn[1]);
+        }
+        return bo;
+    }
+
     public StepResult TrainStep() =>
         TrainStepWith((idx, rng) =>
         {
@@ -296,15 +314,7 @@ public sealed class Sam2Trainer : IDisposable
         var flat = new float[samples.Count * 3 * S * S];
         for (int i = 0; i < samples.Count; i++) samples[i].Image.CopyTo(flat, i * 3 * S * S);
         var img = tensor(flat, [samples.Count, 3, S, S], _device);
-        ImageEncoderOutput bo;
-        if (Options.FreezeImageEncoder)
-            using (no_grad()) bo = _model.image_encoder.forward(img);
-        else bo = _model.image_encoder.forward(img);
-        if (_model.use_high_res_features_in_sam)
-        {
-            bo.backbone_fpn[0] = _model.sam_mask_decoder.conv_s0!.forward(bo.backbone_fpn[0]);
-            bo.backbone_fpn[1] = _model.sam_mask_decoder.conv_s1!.forward(bo.backbone_fpn[1]);
-        }
+        var bo = EncodeImages(img);
         var (_, feats, _, sizes) = _model._prepare_backbone_features(bo);
         long B = samples.Count;
         var last = feats[^1];

@@ -420,15 +420,7 @@ public sealed class VideoClipTrainer : IDisposable
         for (int c = 0; c < clips.Count; c++)
             for (int t = 0; t < T; t++) clips[c].Frames[t].CopyTo(flat, (c * T + t) * 3 * S * S);
         var img = tensor(flat, [clips.Count * T, 3, S, S], _device);
-        ImageEncoderOutput bo;
-        if (Options.FreezeImageEncoder)
-            using (no_grad()) bo = _model.image_encoder.forward(img);
-        else bo = _model.image_encoder.forward(img);
-        if (_model.use_high_res_features_in_sam)
-        {
-            bo.backbone_fpn[0] = _model.sam_mask_decoder.conv_s0!.forward(bo.backbone_fpn[0]);
-            bo.backbone_fpn[1] = _model.sam_mask_decoder.conv_s1!.forward(bo.backbone_fpn[1]);
-        }
+        var bo = Inner.EncodeImages(img);
         var (_, feats, pos, sizes) = _model._prepare_backbone_features(bo);
 
         var gtCpu = new List<bool[][]>();
