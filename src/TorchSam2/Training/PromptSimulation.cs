@@ -31,6 +31,22 @@ public sealed record PromptSimulationOptions
 /// </summary>
 public static class PromptSimulation
 {
+    /// <summary>Per-object click lists (all of one length k) as N×k×2 coordinates and N×k labels.</summary>
+    public static PointInputs ToPointInputs(IReadOnlyList<List<(float x, float y, int label)>> pts, Device device)
+    {
+        int n = pts.Count, k = pts[0].Count;
+        var coords = new float[n * k * 2];
+        var labels = new int[n * k];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < k; j++)
+            {
+                coords[(i * k + j) * 2] = pts[i][j].x;
+                coords[(i * k + j) * 2 + 1] = pts[i][j].y;
+                labels[i * k + j] = pts[i][j].label;
+            }
+        return new PointInputs(tensor(coords, [n, k, 2], device), tensor(labels, [n, k], device));
+    }
+
     /// <summary>
     /// sample_box_points: the mask's bounding box with each corner moved by up to noise × side (at most
     /// noiseBound px), clamped to the image. Returns 2 points (top-left label 2, bottom-right label 3).
@@ -297,16 +313,7 @@ public static class InteractiveForward
                 }
                 using var scope = NewDisposeScope();
                 int k = pts[0].Count;
-                var coords = new float[N * k * 2];
-                var labels = new int[N * k];
-                for (int i = 0; i < N; i++)
-                    for (int j = 0; j < k; j++)
-                    {
-                        coords[(i * k + j) * 2] = pts[i][j].x;
-                        coords[(i * k + j) * 2 + 1] = pts[i][j].y;
-                        labels[i * k + j] = pts[i][j].label;
-                    }
-                using var pin = new PointInputs(tensor(coords, [N, k, 2], dev), tensor(labels, [N, k], dev));
+                using var pin = PromptSimulation.ToPointInputs(pts, dev);
                 bool multimask = UseMultimask(model, k);
                 var heads = model._forward_sam_heads(pixFeat, pin, lowRes, highRes, multimask);
                 outs.MultimasksHighRes.Add(heads.high_res_multimasks.MoveToOuterDisposeScope());

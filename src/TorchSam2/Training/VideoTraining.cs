@@ -448,7 +448,7 @@ public sealed class VideoClipTrainer : IDisposable
                 pts[i] = useBox
                     ? PromptSimulation.SampleBoxPoints(gtCpu[t][i], S, S, rng, p.BoxNoise, p.BoxNoiseBound).ToList()
                     : [PromptSimulation.GetNextPoint(gtCpu[t][i], null, S, S, p.Method, rng)];
-            pointInputs[t] = MakePoints(pts);
+            pointInputs[t] = PromptSimulation.ToPointInputs(pts, _device);
         }
 
         var order = plan.InitCondFrames.Concat(Enumerable.Range(0, T).Where(t => !plan.InitCondFrames.Contains(t))).ToList();
@@ -471,21 +471,6 @@ public sealed class VideoClipTrainer : IDisposable
         }
         // the frame outputs' tensors live in the caller's scope; nothing else to release
         return (results.ToList(), gtT);
-    }
-
-    private PointInputs MakePoints(IReadOnlyList<List<(float x, float y, int label)>> pts)
-    {
-        int N = pts.Count, k = pts[0].Count;
-        var coords = new float[N * k * 2];
-        var labels = new int[N * k];
-        for (int i = 0; i < N; i++)
-            for (int j = 0; j < k; j++)
-            {
-                coords[(i * k + j) * 2] = pts[i][j].x;
-                coords[(i * k + j) * 2 + 1] = pts[i][j].y;
-                labels[i * k + j] = pts[i][j].label;
-            }
-        return new PointInputs(tensor(coords, [N, k, 2], _device), tensor(labels, [N, k], _device));
     }
 
     /// <summary>
@@ -524,7 +509,7 @@ public sealed class VideoClipTrainer : IDisposable
                     var pred = predFlat?.AsSpan(i * S * S, S * S).ToArray();
                     newPts[i] = [PromptSimulation.GetNextPoint(gt[i], pred, S, S, p.Method, rng)];
                 }
-                var add = MakePoints(newPts);
+                var add = PromptSimulation.ToPointInputs(newPts, _device);
                 pts = pts is null ? add : new PointInputs(cat([pts.point_coords, add.point_coords], 1), cat([pts.point_labels, add.point_labels], 1));
                 bool multimask = _model._use_multimask(isInit, pts);
                 var s2 = _model._forward_sam_heads(pix, pts, lowRes, high, multimask);
