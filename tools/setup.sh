@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libtorch-dev libopenblas0-pthread libopencv-imgcodecs-dev libopencv-videoio-dev libopencv-imgproc-dev
+packages=(libtorch-dev libopenblas0-openmp libopencv-imgcodecs-dev libopencv-videoio-dev libopencv-imgproc-dev
           cmake g++ make libfreetype6
           # fonts for the glyph specimens (train and held-out faces)
           fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-freefont-ttf fonts-urw-base35)

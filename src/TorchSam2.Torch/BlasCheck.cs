@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace TorchSam2.Torch;
 
 /// <summary>
@@ -7,6 +10,42 @@ namespace TorchSam2.Torch;
 public static class BlasCheck
 {
     private static int _checked;
+
+    /// <summary>The OpenMP build of OpenBLAS this process preloaded, or null (not installed, opted out, or not Linux).</summary>
+    public static string? PreloadedOpenMpBlas { get; private set; }
+
+    /// <summary>
+    /// Runs when this assembly loads, before libtorch is: prefers Debian's OpenMP build of OpenBLAS
+    /// (libopenblas0-openmp) over the pthread build that the system alternative usually points at.
+    /// The pthread build's spinning workers fight libtorch's OpenMP threads for the cores between
+    /// every matmul and elementwise op; with one OpenMP pool the image encoder runs ~30 % faster on
+    /// 2 cores. Loading the libraries first makes libtorch's DT_NEEDED entries (by soname) bind to
+    /// them. TORCHSAM2_BLAS=system keeps whatever the system alternative is.
+    /// </summary>
+    [ModuleInitializer]
+    internal static void PreferOpenMpBlas()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        if (string.Equals(Environment.GetEnvironmentVariable("TORCHSAM2_BLAS"), "system", StringComparison.OrdinalIgnoreCase)) return;
+        var triplet = RuntimeInformation.ProcessArchitecture switch
+        {
+            Architecture.X64 => "x86_64-linux-gnu",
+            Architecture.Arm64 => "aarch64-linux-gnu",
+            _ => null,
+        };
+        if (triplet is null) return;
+        var dir = $"/usr/lib/{triplet}/openblas-openmp";
+        var openblas = Path.Combine(dir, "libopenblas.so.0");
+        if (!File.Exists(openblas) || LoadedBlas() is not null) return;
+        // libopenblas first (the other two need it), then the BLAS and LAPACK interfaces libtorch links
+        if (!NativeLibrary.TryLoad(openblas, out _)) return;
+        foreach (var name in new[] { "libblas.so.3", "liblapack.so.3" })
+        {
+            var path = Path.Combine(dir, name);
+            if (File.Exists(path)) NativeLibrary.TryLoad(path, out _);
+        }
+        PreloadedOpenMpBlas = openblas;
+    }
 
     /// <summary>The BLAS library file mapped into this process, or null if none could be seen.</summary>
     public static string? LoadedBlas()
@@ -55,6 +94,6 @@ public static class BlasCheck
         var blas = LoadedBlas();
         if (IsReferenceBlas(blas))
             Console.Error.WriteLine($"warning: libtorch is using the reference BLAS ({blas}); matrix products will be very slow. " +
-                                    "Install an optimized one: sudo apt-get install libopenblas0-pthread");
+                                    "Install an optimized one: sudo apt-get install libopenblas0-openmp");
     }
 }

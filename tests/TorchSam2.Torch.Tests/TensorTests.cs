@@ -145,6 +145,52 @@ public class TensorTests
     }
 
     [Fact]
+    public void ChunkedAttentionMatchesTheWholeScoreMatrix()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(1);
+        // q strided as in the models (a transpose of [B, L, heads, d]); 50 rows = 7 blocks of 7 and a remainder of 1
+        var q = randn([2, 50, 3, 8]).transpose(1, 2);
+        var k = randn([2, 3, 40, 8]);
+        var v = randn([2, 3, 40, 8]);
+        var expected = (q.matmul(k.transpose(-2, -1)) / Math.Sqrt(8)).softmax(-1).matmul(v);
+        long saved = F.AttentionChunkElements;
+        try
+        {
+            F.AttentionChunkElements = 2 * 3 * 40 * 7;
+            Tensor actual;
+            using (inference_mode()) actual = F.scaled_dot_product_attention(q, k, v);
+            Assert.Equal(new long[] { 2, 3, 50, 8 }, actual.shape);
+            Assert.True((expected - actual).abs().max().item<float>() < 1e-6f);
+
+            // with a graph to record, attention is not chunked and gradients flow
+            var qg = q.detach().requires_grad_(true);
+            F.scaled_dot_product_attention(qg, k, v).sum().backward();
+            Assert.NotNull(qg.grad);
+            Assert.True((qg.grad!).abs().sum().item<float>() > 0);
+        }
+        finally
+        {
+            F.AttentionChunkElements = saved;
+        }
+    }
+
+    [Fact]
+    public void PrefersTheOpenMpBuildOfOpenBlasWhenInstalled()
+    {
+        using var t = ones([2, 2]).matmul(ones([2, 2])); // libtorch (and its BLAS) is loaded
+        Assert.Equal(2f, t[0, 0].item<float>());
+        bool installed = File.Exists("/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0");
+        bool optedOut = string.Equals(Environment.GetEnvironmentVariable("TORCHSAM2_BLAS"), "system", StringComparison.OrdinalIgnoreCase);
+        if (installed && !optedOut)
+        {
+            Assert.Contains("/openblas-openmp/", BlasCheck.LoadedBlas());
+            Assert.NotNull(BlasCheck.PreloadedOpenMpBlas);
+        }
+        else Assert.Null(BlasCheck.PreloadedOpenMpBlas);
+    }
+
+    [Fact]
     public void ManualSeedIsReproducible()
     {
         using var scope = NewDisposeScope();

@@ -125,6 +125,24 @@ def install_stand_ins(verbose=True, connected_components=True):
         _register("torchvision")
         _register("torchvision.transforms", ToTensor=ToTensor, Resize=Resize, Normalize=Normalize)
         used.append("torchvision")
+    else:
+        import torchvision
+        import torchvision.transforms as T
+
+        major, minor = (int(x) for x in re.findall(r"\d+", torchvision.__version__)[:2])
+        if (major, minor) < (0, 17) and not getattr(T.Resize, "_sam2_compat", False):
+            # torchvision >= 0.17 antialiases tensors in Resize by default and SAM2Transforms relies on it;
+            # older releases do not, which would change every preprocessed image
+            base = T.Resize
+
+            class Resize(base):
+                _sam2_compat = True
+
+                def __init__(self, size, interpolation=T.InterpolationMode.BILINEAR, max_size=None, antialias=True):
+                    super().__init__(size, interpolation, max_size, antialias)
+
+            T.Resize = Resize
+            used.append(f"torchvision {torchvision.__version__} Resize with antialias=True (the >= 0.17 default)")
     try:
         importlib.import_module("sam2._C")
     except ImportError:
@@ -215,6 +233,37 @@ def instantiate(node):
     return getattr(importlib.import_module(module_name), attr)(**kwargs)
 
 
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+                       "BOOL": torch.bool}
+
+
+def load_state_dict_file(path):
+    """A state dict from an official .pt checkpoint ({"model": ...}) or a .safetensors file (such as a
+    parity case's weights), without the safetensors package."""
+    if path.endswith(".safetensors"):
+        import json
+        import struct
+
+        with open(path, "rb") as f:
+            data = f.read()
+        (n,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + n])
+        base = 8 + n
+        sd = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = info["data_offsets"]
+            raw = bytearray(data[base + begin:base + end])
+            dtype = _SAFETENSORS_DTYPES[info["dtype"]]
+            t = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+            sd[name] = t.reshape(info["shape"])
+        return sd
+    sd = torch.load(path, map_location="cpu")
+    return sd.get("model", sd)
+
+
 def build_model(config_path, checkpoint=None, video=False, image_size=None, device="cpu"):
     """build_sam2 / build_sam2_video_predictor on a TorchSam2 config; returns (model, model_cfg)."""
     cfg = apply_overrides(load_config(config_path), video=video, image_size=image_size)
@@ -223,8 +272,7 @@ def build_model(config_path, checkpoint=None, video=False, image_size=None, devi
         node["_target_"] = "sam2.sam2_video_predictor.SAM2VideoPredictor"
     model = instantiate(node)
     if checkpoint:
-        sd = torch.load(checkpoint, map_location="cpu")
-        sd = sd.get("model", sd)
+        sd = load_state_dict_file(checkpoint)
         missing, unexpected = model.load_state_dict(sd, strict=False)
         if missing or unexpected:
             raise RuntimeError(f"checkpoint does not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")

@@ -2,55 +2,89 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using TorchSam2.Configs;
+using TorchSam2.IO;
 using TorchSam2.Modeling;
 using TorchSam2.Torch;
+using TorchSam2.Training;
 using static TorchSam2.Torch.torch;
 
 namespace TorchSam2.Cli.Commands;
 
-// Timings for the image path (and, with --video-frames, video tracking). Weights do not change the
-// arithmetic, so a checkpoint is optional: without one the model keeps its initial weights.
-// tools/pytorch/bench.py times the official PyTorch code with the same protocol and JSON keys.
+// Timings of the image path and, on request, automatic masks, video tracking and training steps. Weights do not
+// change the arithmetic of a forward pass, so a checkpoint is optional (automatic masks do depend on them: how many
+// masks survive the filters sets the post-processing work). tools/pytorch/bench.py times the official PyTorch code
+// with the same protocol and JSON keys.
 internal static class BenchCommand
 {
     public static Command Create()
     {
         var config = new Option<string>("--config") { Description = "config file or built-in name", DefaultValueFactory = _ => "sam2.1_hiera_t" };
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "optional weights" };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "optional weights (.pt or .safetensors)" };
         var imageSize = new Option<int>("--image-size") { Description = "override image_size (0 = the config's)", DefaultValueFactory = _ => 0 };
+        var imagePath = new Option<string?>("--image") { Description = "image for set_image, predict and --auto (default: seeded random 720x1280 pixels, 1024x1024 for --auto)" };
         var repeats = new Option<int>("--repeats") { Description = "timed repeats after one warm-up", DefaultValueFactory = _ => 5 };
         var videoFrames = new Option<int>("--video-frames")
         {
             Description = "also track 1 and 3 objects over N synthetic frames of a 720x1280 video (per-frame median and min, frame 0 excluded)",
             DefaultValueFactory = _ => 0,
         };
+        var auto = new Option<bool>("--auto") { Description = "also time automatic mask generation (32x32 points, default filters)" };
+        var train = new Option<bool>("--train")
+        {
+            Description = $"also time training steps on one image with {TrainObjects} objects and {TrainCorrections} correction clicks: decoder only (image encoder frozen) and full",
+        };
+        var attnChunk = new Option<long>("--attention-chunk")
+        {
+            Description = "without a fused attention kernel: score elements per block of queries (0 = the whole L×S matrix at once)",
+            DefaultValueFactory = _ => nn.functional.AttentionChunkElements,
+        };
         var json = new Option<bool>("--json") { Description = "print JSON" };
         var device = Common.Device();
         var threads = Common.Threads();
-        var cmd = new Command("bench", "Time the image encoder and predict (median and min over repeats, warm-up excluded) and report peak RSS");
-        foreach (var o in new Option[] { config, checkpoint, imageSize, repeats, videoFrames, json, device, threads }) cmd.Options.Add(o);
+        var cmd = new Command("bench", "Time the image encoder, predict and optionally automatic masks, tracking and training (median and min over repeats, warm-up excluded); report peak RSS");
+        foreach (var o in new Option[] { config, checkpoint, imageSize, imagePath, repeats, videoFrames, auto, train, attnChunk, json, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
             var dev = Common.ParseDevice(pr.GetValue(device)!);
+            long chunkElems = pr.GetValue(attnChunk);
+            nn.functional.AttentionChunkElements = chunkElems > 0 ? chunkElems : long.MaxValue;
             var cfgArg = pr.GetValue(config)!;
             var cfg = File.Exists(cfgArg) ? Sam2ConfigLoader.Load(cfgArg) : Sam2ConfigLoader.LoadBuiltIn(cfgArg);
             if (pr.GetValue(imageSize) > 0) cfg = cfg.WithImageSize(pr.GetValue(imageSize));
             int n = Math.Max(1, pr.GetValue(repeats));
+            var path = pr.GetValue(imagePath);
             using var model = BuildSam.build_sam2(cfg, pr.GetValue(checkpoint), dev);
-            using var predictor = new Sam2ImagePredictor(model);
+            var results = new Dictionary<string, object?>
+            {
+                ["config"] = cfgArg,
+                ["image_size"] = model.image_size,
+                ["threads"] = get_num_threads(),
+                ["device"] = dev.ToString(),
+                ["libtorch"] = torch.Version,
+                ["blas"] = BlasCheck.LoadedBlas(),
+                ["image"] = path ?? "random 720x1280",
+            };
             manual_seed(0);
-            using var image = randint(0, 256, [720, 1280, 3], ScalarType.Byte);
-            var results = new Dictionary<string, object>();
-            results["config"] = cfgArg;
-            results["image_size"] = model.image_size;
-            results["threads"] = get_num_threads();
-            results["device"] = dev.ToString();
-            results["libtorch"] = torch.Version;
-            results["set_image_ms"] = Time(n, () => predictor.SetImage(image), dev);
-            results["predict_point_ms"] = Time(n, () => predictor.Predict([[640f, 360f]], [1]).Dispose(), dev);
-            results["predict_box_ms"] = Time(n, () => predictor.Predict(box: [100f, 100f, 900f, 600f], multimaskOutput: false).Dispose(), dev);
+            using (var image = path is null ? randint(0, 256, [720, 1280, 3], ScalarType.Byte) : RgbImage.Load(path).ToTensor())
+            using (var predictor = new Sam2ImagePredictor(model))
+            {
+                results["set_image_ms"] = Time(n, () => predictor.SetImage(image), dev);
+                results["predict_point_ms"] = Time(n, () => predictor.Predict([[640f, 360f]], [1]).Dispose(), dev);
+                results["predict_box_ms"] = Time(n, () => predictor.Predict(box: [100f, 100f, 900f, 600f], multimaskOutput: false).Dispose(), dev);
+            }
             results["peak_rss_mb"] = PeakRssMb();
+            if (pr.GetValue(auto))
+            {
+                manual_seed(2);
+                using var image = path is null ? randint(0, 256, [1024, 1024, 3], ScalarType.Byte) : RgbImage.Load(path).ToTensor();
+                using var amg = new AutomaticMaskGenerator(model);
+                int count = 0;
+                results["auto_image"] = $"{image.size(1)}x{image.size(0)}";
+                results["auto_ms"] = Time(n, () => count = amg.Generate(image).Count, dev);
+                results["auto_masks"] = count;
+                results["peak_rss_after_auto_mb"] = PeakRssMb();
+            }
             if (pr.GetValue(videoFrames) > 0)
             {
                 // same weights, with the overrides build_sam2_video_predictor applies
@@ -62,8 +96,18 @@ internal static class BenchCommand
                 results["track_3obj_ms_per_frame"] = Track(video, frames, 3, dev);
                 results["peak_rss_after_video_mb"] = PeakRssMb();
             }
+            if (pr.GetValue(train))
+            {
+                // last: training leaves the model in train mode with fresh weights
+                results["train_objects"] = TrainObjects;
+                results["train_corrections"] = TrainCorrections;
+                results["train_step_decoder_ms"] = TrainSteps(model, n, freezeImageEncoder: true, dev);
+                model.requires_grad_(true);
+                results["train_step_full_ms"] = TrainSteps(model, n, freezeImageEncoder: false, dev);
+                results["peak_rss_after_train_mb"] = PeakRssMb();
+            }
             if (pr.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
-            else foreach (var (k, v) in results) Console.WriteLine($"{k,-18} {(v is Stats s ? $"median {s.median:F1} ms, min {s.min:F1} ms" : v)}");
+            else foreach (var (k, v) in results) Console.WriteLine($"{k,-24} {(v is Stats s ? $"median {s.median:F1} ms, min {s.min:F1} ms" : v)}");
             return 0;
         }));
         return cmd;
@@ -73,11 +117,52 @@ internal static class BenchCommand
 
     private const int VideoHeight = 720, VideoWidth = 1280;
     private static readonly float[][] ObjClicks = [[640f, 360f], [320f, 200f], [960f, 540f]];
+    internal const int TrainObjects = 3, TrainCorrections = 7;
 
     private static double PeakRssMb()
     {
         using var p = Process.GetCurrentProcess();
         return p.PeakWorkingSet64 / 1e6;
+    }
+
+    /// <summary>
+    /// The training sample: a seeded random S×S image (S = image_size, so no resize) with three objects, two
+    /// rectangles and an ellipse, tested at pixel centres. bench.py builds the same masks.
+    /// </summary>
+    internal static SegmentationSample TrainSample(int s)
+    {
+        var rng = new Random(0);
+        var pixels = new byte[s * s * 3];
+        rng.NextBytes(pixels);
+        var masks = new List<bool[]> { new bool[s * s], new bool[s * s], new bool[s * s] };
+        for (int y = 0; y < s; y++)
+            for (int x = 0; x < s; x++)
+            {
+                double px = (x + 0.5) / s, py = (y + 0.5) / s;
+                masks[0][y * s + x] = px >= 0.125 && px < 0.375 && py >= 0.125 && py < 0.625;
+                double ex = (px - 0.65) / 0.2, ey = (py - 0.3) / 0.12;
+                masks[1][y * s + x] = ex * ex + ey * ey <= 1;
+                masks[2][y * s + x] = px >= 0.5 && px < 0.875 && py >= 0.6 && py < 0.9;
+            }
+        return new SegmentationSample(new RgbImage(pixels, s, s), masks, "bench");
+    }
+
+    // Sam2Trainer.TrainStep as `torchsam2 finetune` runs it: the sample's preparation (no augmentation), the image
+    // path of SAM2Train with a first prompt and 7 correction clicks per object, the upstream loss, backward, clipping
+    // and AdamW.
+    private static Stats TrainSteps(SAM2Base model, int repeats, bool freezeImageEncoder, Device dev)
+    {
+        var data = new InMemorySegmentationDataset([TrainSample(model.image_size)]);
+        var options = new TrainerOptions
+        {
+            Epochs = repeats + 1,
+            FreezeImageEncoder = freezeImageEncoder,
+            Augment = AugmentationOptions.None,
+            MaxObjectsPerImage = TrainObjects,
+            Prompts = new PromptSimulationOptions { NumCorrectionPtPerFrame = TrainCorrections },
+        };
+        using var trainer = new Sam2Trainer(model, data, null, options);
+        return Time(repeats, () => trainer.TrainStep(), dev);
     }
 
     // One click per object on frame 0, then propagation; each yielded frame after frame 0 is timed

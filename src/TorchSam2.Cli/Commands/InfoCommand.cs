@@ -13,7 +13,7 @@ internal static class InfoCommand
         {
             Console.WriteLine($"libtorch        {torch.Version}");
             var blas = BlasCheck.LoadedBlas();
-            Console.WriteLine($"BLAS            {blas ?? "(none mapped)"}{(BlasCheck.IsReferenceBlas(blas) ? "  <- reference BLAS: slow, install libopenblas0-pthread" : "")}");
+            Console.WriteLine($"BLAS            {blas ?? "(none mapped)"}{(BlasCheck.IsReferenceBlas(blas) ? "  <- reference BLAS: slow, install libopenblas0-openmp" : "")}");
             Console.WriteLine($"threads         {torch.get_num_threads()}");
             Console.WriteLine($"CUDA            {(torch.cuda.is_available() ? $"{torch.cuda.device_count()} device(s)" : "not available")}");
             Console.WriteLine($"fused attention {(torch.nn.functional.HasFusedAttention ? "yes (scaled_dot_product_attention)" : "no (explicit softmax attention)")}");

@@ -89,6 +89,48 @@ public static partial class torch
             {
                 var sdpa = Op.TryGet("aten::scaled_dot_product_attention");
                 if (sdpa is not null) return sdpa.Invoke(query, key, value, attn_mask, dropout_p, false);
+                // Without the fused kernel, inference attends a block of queries at a time so the L×S score matrix
+                // never exists whole (Hiera's global blocks: 4 heads × 4096² floats = 268 MB, twice with the
+                // softmax; memory attention over 7 frames: 470 MB). Rows are independent, so the result is the same.
+                long rows = query.size(-2), cols = key.size(-2);
+                long batch = query.numel() / Math.Max(1, rows * query.size(-1));
+                long rowsPerChunk = Math.Max(1, AttentionChunkElements / Math.Max(1, batch * cols));
+                bool chunk = rows > rowsPerChunk && attn_mask is null && dropout_p == 0
+                             && !(is_grad_enabled() && (query.requires_grad || key.requires_grad || value.requires_grad));
+                if (!chunk) return ExplicitAttention(query, key, value, attn_mask, dropout_p);
+                using var scope = NewDisposeScope();
+                // contiguous once, not per block (matmul would copy strided operands on every call)
+                var keyT = key.transpose(-2, -1).contiguous();
+                value = value.contiguous();
+                double scale = 1.0 / Math.Sqrt(query.size(-1));
+                var blockShape = (long[])query.shape.Clone();
+                blockShape[^1] = cols;
+                blockShape[^2] = rowsPerChunk;
+                // one score buffer for all full blocks: matmul writes it, softmax runs in place (each row is read
+                // whole before it is written), so the allocator sees one block-sized allocation per call
+                var scores = empty(blockShape, query.dtype, query.device);
+                var parts = new List<Tensor>();
+                for (long r = 0; r < rows; r += rowsPerChunk)
+                {
+                    long n = Math.Min(rowsPerChunk, rows - r);
+                    if (n < rowsPerChunk)
+                    {
+                        blockShape[^2] = n;
+                        scores = empty(blockShape, query.dtype, query.device);
+                    }
+                    using (var qs = query.narrow(-2, r, n) * scale)
+                        Op.Call("aten::matmul.out", qs, keyT, scores).Dispose();
+                    Op.Call("aten::_softmax.out", scores, -1L, false, scores).Dispose();
+                    parts.Add(scores.matmul(value));
+                }
+                return torch.cat(parts, -2).MoveToOuterDisposeScope();
+            }
+
+            /// <summary>Score elements (rows × keys × batch·heads) per block of the chunked fallback: 32 MB of floats.</summary>
+            public static long AttentionChunkElements { get; set; } = 1L << 23;
+
+            private static Tensor ExplicitAttention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, double dropout_p)
+            {
                 using var scope = NewDisposeScope();
                 // Scale q (L×d) rather than the L×S score matrix: one pass over the smaller tensor.
                 double scale = 1.0 / Math.Sqrt(query.size(-1));
@@ -97,9 +139,7 @@ public static partial class torch
                     attn = attn_mask.dtype == ScalarType.Bool ? attn.masked_fill(attn_mask.logical_not(), double.NegativeInfinity) : attn + attn_mask;
                 attn = attn.softmax(-1);
                 if (dropout_p > 0) attn = dropout(attn, dropout_p, true);
-                var result = attn.matmul(value);
-                result.MoveToOuterDisposeScope();
-                return result;
+                return attn.matmul(value).MoveToOuterDisposeScope();
             }
 
             /// <summary>True when this libtorch has the fused attention kernel.</summary>

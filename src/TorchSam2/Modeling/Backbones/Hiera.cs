@@ -72,23 +72,13 @@ public sealed class MultiScaleAttention : nn.Module<Tensor, Tensor>
             q = q.reshape(b, h * w, num_heads, -1);
         }
 
-        // SDPA wants (B, nHead, L, C); transposes are views.
-        var o = Attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
+        // SDPA wants (B, nHead, L, C); transposes are views. Without a fused kernel the binding's fallback
+        // attends the global blocks a chunk of queries at a time.
+        var o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
         o = o.transpose(1, 2).reshape(b, h, w, -1);
         return proj.forward(o).MoveToOuterDisposeScope();
     }
 
-    /// <summary>
-    /// scaled_dot_product_attention. Without libtorch's fused kernel, q is scaled before q·kᵀ
-    /// (L×C instead of L×L elements), which matters for the global-attention blocks.
-    /// </summary>
-    private static Tensor Attend(Tensor q, Tensor k, Tensor v)
-    {
-        if (F.HasFusedAttention) return F.scaled_dot_product_attention(q, k, v);
-        using var scope = NewDisposeScope();
-        var attn = (q * (1.0 / Math.Sqrt(q.size(-1)))).matmul(k.transpose(-2, -1)).softmax(-1);
-        return attn.matmul(v).MoveToOuterDisposeScope();
-    }
 }
 
 /// <summary>One Hiera block: (windowed) attention with optional query pooling, then an MLP, both residual.</summary>

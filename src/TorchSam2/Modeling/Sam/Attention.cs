@@ -53,10 +53,18 @@ public class Attention : nn.Module
     public virtual Tensor forward(Tensor q, Tensor k, Tensor v)
     {
         using var scope = NewDisposeScope();
-        var qh = SeparateHeads(q_proj.forward(q), num_heads);
-        var kh = SeparateHeads(k_proj.forward(k), num_heads);
-        var vh = SeparateHeads(v_proj.forward(v), num_heads);
-        var out_ = nn.functional.scaled_dot_product_attention(qh, kh, vh, dropout_p: training ? dropout_p : 0.0);
-        return out_proj.forward(RecombineHeads(out_)).MoveToOuterDisposeScope();
+        // Per-prompt image-sized projections (B × HW × C) are freed as soon as they are used (views too: a view
+        // keeps its base's storage alive).
+        Tensor out_;
+        using (var qp = q_proj.forward(q))
+        using (var qh = SeparateHeads(qp, num_heads))
+        using (var kp = k_proj.forward(k))
+        using (var kh = SeparateHeads(kp, num_heads))
+        using (var vp = v_proj.forward(v))
+        using (var vh = SeparateHeads(vp, num_heads))
+            out_ = nn.functional.scaled_dot_product_attention(qh, kh, vh, dropout_p: training ? dropout_p : 0.0);
+        using var merged = RecombineHeads(out_);
+        out_.Dispose();
+        return out_proj.forward(merged).MoveToOuterDisposeScope();
     }
 }

@@ -170,48 +170,55 @@ public sealed class MaskDecoder : nn.Module
         var tokens = cat([output_tokens, sparse_prompt_embeddings], 1);
         long nTok = tokens.size(0);
 
-        // Per-image data expanded to per-prompt.
+        // Per-image data expanded to per-prompt. These are B × C × H × W per prompt (268 MB for the 64 prompts of
+        // an automatic-mask batch), so each is freed once used, as Python's refcounting would.
         Tensor src;
         if (repeat_image)
         {
-            src = image_embeddings.repeat_interleave(nTok, 0);
+            using var repeated = image_embeddings.repeat_interleave(nTok, 0);
+            src = repeated + dense_prompt_embeddings;
         }
         else
         {
             if (image_embeddings.size(0) != nTok)
                 throw new ArgumentException($"image_embeddings batch {image_embeddings.size(0)} != prompt batch {nTok} (pass repeat_image to broadcast one image)");
-            src = image_embeddings;
+            src = image_embeddings + dense_prompt_embeddings;
         }
-        src = src + dense_prompt_embeddings;
         if (image_pe.size(0) != 1)
             throw new ArgumentException("image_pe should have size 1 in batch dim (from `get_dense_pe()`)");
-        var pos_src = image_pe.repeat_interleave(nTok, 0);
         long b = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3);
 
-        var (hs, srcOut) = transformer.forward(src, pos_src, tokens);
+        Tensor hs, srcOut;
+        using (src)
+        using (var pos_src = image_pe.repeat_interleave(nTok, 0))
+            (hs, srcOut) = transformer.forward(src, pos_src, tokens);
         var iou_token_out = hs.select(1, s);
         var mask_tokens_out = hs.slice(1, s + 1, s + 1 + num_mask_tokens);
 
         // Upscale the image features and predict masks from the mask tokens.
-        src = srcOut.transpose(1, 2).view(b, c, h, w);
         Tensor upscaled_embedding;
-        if (!use_high_res_features)
+        using (srcOut)
+        using (var srcMap = srcOut.transpose(1, 2).view(b, c, h, w))
         {
-            upscaled_embedding = output_upscaling.forward(src);
-        }
-        else
-        {
-            if (high_res_features is null || high_res_features.Count != 2)
-                throw new ArgumentException("use_high_res_features needs high_res_features = [feat_s0, feat_s1]");
-            var dc1 = output_upscaling[0];
-            var ln1 = output_upscaling[1];
-            var act1 = output_upscaling[2];
-            var dc2 = output_upscaling[3];
-            var act2 = output_upscaling[4];
-            var feat_s0 = high_res_features[0];
-            var feat_s1 = high_res_features[1];
-            upscaled_embedding = act1.forward(ln1.forward(dc1.forward(src) + feat_s1));
-            upscaled_embedding = act2.forward(dc2.forward(upscaled_embedding) + feat_s0);
+            if (!use_high_res_features)
+            {
+                upscaled_embedding = output_upscaling.forward(srcMap);
+            }
+            else
+            {
+                if (high_res_features is null || high_res_features.Count != 2)
+                    throw new ArgumentException("use_high_res_features needs high_res_features = [feat_s0, feat_s1]");
+                var feat_s0 = high_res_features[0];
+                var feat_s1 = high_res_features[1];
+                // dc1 → + feat_s1 → ln1 → act1 → dc2 → + feat_s0 → act2, each step freeing the one before
+                var x = output_upscaling[0].forward(srcMap);
+                x = Then(x, t => t + feat_s1);
+                x = Then(x, output_upscaling[1].forward);
+                x = Then(x, output_upscaling[2].forward);
+                x = Then(x, output_upscaling[3].forward);
+                x = Then(x, t => t + feat_s0);
+                upscaled_embedding = Then(x, output_upscaling[4].forward);
+            }
         }
 
         var hyper_in_list = new Tensor[num_mask_tokens];
@@ -219,7 +226,10 @@ public sealed class MaskDecoder : nn.Module
             hyper_in_list[i] = output_hypernetworks_mlps[i].forward(mask_tokens_out.select(1, i));
         var hyper_in = stack(hyper_in_list, 1);
         long ub = upscaled_embedding.size(0), uc = upscaled_embedding.size(1), uh = upscaled_embedding.size(2), uw = upscaled_embedding.size(3);
-        var masks = hyper_in.matmul(upscaled_embedding.view(ub, uc, uh * uw)).view(ub, -1, uh, uw);
+        Tensor masks;
+        using (upscaled_embedding)
+        using (var flatUp = upscaled_embedding.view(ub, uc, uh * uw))
+            masks = hyper_in.matmul(flatUp).view(ub, -1, uh, uw);
 
         // Mask quality predictions.
         var iou_pred = iou_prediction_head.forward(iou_token_out);
@@ -232,6 +242,12 @@ public sealed class MaskDecoder : nn.Module
 
         return (masks.MoveToOuterDisposeScope(), iou_pred.MoveToOuterDisposeScope(),
                 mask_tokens_out.MoveToOuterDisposeScope(), object_score_logits.MoveToOuterDisposeScope());
+    }
+
+    // f(x), then x is disposed: for chains of large temporaries
+    private static Tensor Then(Tensor x, Func<Tensor, Tensor> f)
+    {
+        using (x) return f(x);
     }
 
     /// <summary>Stability score: IoU between the masks thresholded at +delta and at -delta.</summary>

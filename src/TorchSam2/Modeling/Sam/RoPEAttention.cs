@@ -73,13 +73,17 @@ public static class RoPE
     // x: … × N × D; cos, sin: N × D/2 (broadcast over the leading dims).
     private static Tensor Rotate(Tensor x, Tensor cos, Tensor sin)
     {
+        // keys here are all memory frames' tokens: temporaries are freed as they are used
         var shape = x.shape;
-        var pairs = x.@float().reshape([.. shape[..^1], shape[^1] / 2, 2]);
-        var x0 = pairs[TensorIndex.Ellipsis, 0];
-        var x1 = pairs[TensorIndex.Ellipsis, 1];
-        var y0 = x0 * cos - x1 * sin;
-        var y1 = x0 * sin + x1 * cos;
-        return stack([y0, y1], -1).flatten(-2);
+        using var asFloat = x.@float();
+        using var pairs = asFloat.reshape([.. shape[..^1], shape[^1] / 2, 2]);
+        using var x0 = pairs[TensorIndex.Ellipsis, 0];
+        using var x1 = pairs[TensorIndex.Ellipsis, 1];
+        Tensor y0, y1;
+        using (var a = x0 * cos) using (var b = x1 * sin) y0 = a - b;
+        using (var a = x0 * sin) using (var b = x1 * cos) y1 = a + b;
+        using (y0) using (y1) using (var stacked = stack([y0, y1], -1))
+            return stacked.flatten(-2);
     }
 }
 
@@ -144,21 +148,37 @@ public class RoPEAttention : Attention
     public Tensor forward(Tensor q, Tensor k, Tensor v, long num_k_exclude_rope)
     {
         using var scope = NewDisposeScope();
-        var qh = SeparateHeads(q_proj.forward(q), num_heads);
-        var kh = SeparateHeads(k_proj.forward(k), num_heads);
-        var vh = SeparateHeads(v_proj.forward(v), num_heads);
+        // Projections (memories: tokens × frames) are freed as soon as they are used, views included.
+        using var qp = q_proj.forward(q);
+        using var kp = k_proj.forward(k);
+        using var vp = v_proj.forward(v);
+        using var qh = SeparateHeads(qp, num_heads);
+        using var kh = SeparateHeads(kp, num_heads);
+        using var vh = SeparateHeads(vp, num_heads);
 
         long nq = qh.size(-2), nk = kh.size(-2);
         if (nq != nk && !rope_k_repeat) throw new ArgumentException($"RoPEAttention: {nk} keys for {nq} queries needs rope_k_repeat");
         var freqs = FreqsFor(nq, qh.device);
 
         long numKRope = nk - num_k_exclude_rope;
-        var (qr, kr) = RoPE.ApplyRotaryEnc(qh, kh.narrow(2, 0, numKRope), freqs, rope_k_repeat);
+        Tensor qr, kr;
+        using (var kSpatial = kh.narrow(2, 0, numKRope))
+            (qr, kr) = RoPE.ApplyRotaryEnc(qh, kSpatial, freqs, rope_k_repeat);
         // Rebuilt with cat rather than written in place so autograd stays simple.
-        if (num_k_exclude_rope > 0) kr = cat([kr, kh.narrow(2, numKRope, num_k_exclude_rope)], 2);
+        if (num_k_exclude_rope > 0)
+        {
+            using var ptrs = kh.narrow(2, numKRope, num_k_exclude_rope);
+            using var spatial = kr;
+            kr = cat([spatial, ptrs], 2);
+        }
 
-        var out_ = nn.functional.scaled_dot_product_attention(qr, kr, vh, dropout_p: training ? dropout_p : 0.0);
-        return out_proj.forward(RecombineHeads(out_)).MoveToOuterDisposeScope();
+        Tensor out_;
+        using (qr)
+        using (kr)
+            out_ = nn.functional.scaled_dot_product_attention(qr, kr, vh, dropout_p: training ? dropout_p : 0.0);
+        using (out_)
+        using (var merged = RecombineHeads(out_))
+            return out_proj.forward(merged).MoveToOuterDisposeScope();
     }
 
     public override void Dispose()

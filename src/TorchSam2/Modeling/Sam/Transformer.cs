@@ -55,12 +55,17 @@ public sealed class TwoWayTransformer : nn.Module
 
         Tensor queries = point_embedding, keys = img;
         foreach (var layer in layers)
+        {
+            var previous = keys;
             (queries, keys) = layer.forward(queries: queries, keys: keys, query_pe: point_embedding, key_pe: pe);
+            previous.Dispose(); // B × HW × C per prompt: free it now, as Python's refcounting would
+        }
 
         // Final attention from the tokens to the image.
         var q = queries + point_embedding;
-        var k = keys + pe;
-        var attn_out = final_attn_token_to_image.forward(q, k, keys);
+        Tensor attn_out;
+        using (var k = keys + pe)
+            attn_out = final_attn_token_to_image.forward(q, k, keys);
         queries = norm_final_attn.forward(queries + attn_out);
 
         return (queries.MoveToOuterDisposeScope(), keys.MoveToOuterDisposeScope());
@@ -113,17 +118,19 @@ public sealed class TwoWayAttentionBlock : nn.Module
         }
         queries = norm1.forward(queries);
 
-        // Tokens attend to the image.
+        // Tokens attend to the image. keys + key_pe serves both cross attentions (upstream adds it twice; keys
+        // do not change in between) and is freed after the second.
         var q = queries + query_pe;
-        var k = keys + key_pe;
+        using var k = keys + key_pe;
         queries = norm2.forward(queries + cross_attn_token_to_image.forward(q, k, keys));
 
         queries = norm3.forward(queries + mlp.forward(queries));
 
         // The image attends to the tokens.
         q = queries + query_pe;
-        k = keys + key_pe;
-        keys = norm4.forward(keys + cross_attn_image_to_token.forward(k, q, queries));
+        using (var attended = cross_attn_image_to_token.forward(k, q, queries))
+        using (var sum = keys + attended)
+            keys = norm4.forward(sum);
 
         return (queries.MoveToOuterDisposeScope(), keys.MoveToOuterDisposeScope());
     }
