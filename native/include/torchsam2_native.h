@@ -56,6 +56,8 @@ TS_API void ts_context_inference_mode_exit(void* guard);
 TS_API int32_t ts_context_autocast_enabled(int32_t device_type);
 TS_API ts_status ts_context_autocast_set(int32_t device_type, int32_t enabled, int32_t dtype);
 TS_API int64_t ts_context_live_tensors(void);
+/* Returns freed heap pages to the OS (glibc malloc_trim); 1 if memory was released, 0 if not, -1 where unsupported. */
+TS_API int32_t ts_context_release_free_memory(void);
 
 // ---- tensors -------------------------------------------------------------------------------
 TS_API void ts_tensor_free(ts_tensor t);

@@ -28,6 +28,13 @@ public static partial class torch
     /// <summary>Live native tensor handles in this process (for leak checks).</summary>
     public static long LiveTensorCount => NativeMethods.ts_context_live_tensors();
 
+    /// <summary>
+    /// Hands the native heap's free pages back to the OS (glibc's malloc_trim). Freed tensors otherwise stay
+    /// resident when small long-lived ones sit above them in the heap; the video predictor calls this after
+    /// each CPU frame. Returns false where nothing was released or the C library has no such call.
+    /// </summary>
+    public static bool ReleaseFreeNativeMemory() => NativeMethods.ts_context_release_free_memory() == 1;
+
     public static void manual_seed(ulong seed) => Status.Check(NativeMethods.ts_context_manual_seed(seed));
 
     /// <summary>Intra-op threads for libtorch and, with OpenBLAS, for BLAS too (libtorch alone leaves BLAS's own pool as it is).</summary>

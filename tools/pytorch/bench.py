@@ -271,6 +271,7 @@ def main():
     ap.add_argument("--checkpoint")
     ap.add_argument("--image-size", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--long-repeats", type=int, default=2, help="timed repeats for --auto and --train, after one warm-up")
     ap.add_argument("--video-frames", type=int, default=0)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--device", default="cpu")
@@ -324,7 +325,7 @@ def main():
             count[0] = len(amg.generate(auto_image))
 
         r["auto_image"] = f"{auto_image.shape[1]}x{auto_image.shape[0]}"
-        r["auto_ms"] = timed(n, generate, device)
+        r["auto_ms"] = timed(max(1, a.long_repeats), generate, device)
         r["auto_masks"] = count[0]
         r["peak_rss_after_auto_mb"] = peak_rss_mb()
         del amg
@@ -350,8 +351,8 @@ def main():
     if a.train:
         r["train_objects"] = TRAIN_OBJECTS
         r["train_corrections"] = TRAIN_CORRECTIONS
-        r["train_step_decoder_ms"] = train_steps(a.config, a.checkpoint, a.image_size or None, True, n, device)
-        r["train_step_full_ms"] = train_steps(a.config, a.checkpoint, a.image_size or None, False, n, device)
+        r["train_step_decoder_ms"] = train_steps(a.config, a.checkpoint, a.image_size or None, True, max(1, a.long_repeats), device)
+        r["train_step_full_ms"] = train_steps(a.config, a.checkpoint, a.image_size or None, False, max(1, a.long_repeats), device)
         r["peak_rss_after_train_mb"] = peak_rss_mb()
 
     if a.json:

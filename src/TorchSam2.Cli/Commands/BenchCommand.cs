@@ -23,6 +23,7 @@ internal static class BenchCommand
         var imageSize = new Option<int>("--image-size") { Description = "override image_size (0 = the config's)", DefaultValueFactory = _ => 0 };
         var imagePath = new Option<string?>("--image") { Description = "image for set_image, predict and --auto (default: seeded random 720x1280 pixels, 1024x1024 for --auto)" };
         var repeats = new Option<int>("--repeats") { Description = "timed repeats after one warm-up", DefaultValueFactory = _ => 5 };
+        var longRepeats = new Option<int>("--long-repeats") { Description = "timed repeats for --auto and --train (minutes each on a CPU), after one warm-up", DefaultValueFactory = _ => 2 };
         var videoFrames = new Option<int>("--video-frames")
         {
             Description = "also track 1 and 3 objects over N synthetic frames of a 720x1280 video (per-frame median and min, frame 0 excluded)",
@@ -42,7 +43,7 @@ internal static class BenchCommand
         var device = Common.Device();
         var threads = Common.Threads();
         var cmd = new Command("bench", "Time the image encoder, predict and optionally automatic masks, tracking and training (median and min over repeats, warm-up excluded); report peak RSS");
-        foreach (var o in new Option[] { config, checkpoint, imageSize, imagePath, repeats, videoFrames, auto, train, attnChunk, json, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, checkpoint, imageSize, imagePath, repeats, longRepeats, videoFrames, auto, train, attnChunk, json, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
@@ -53,6 +54,7 @@ internal static class BenchCommand
             var cfg = File.Exists(cfgArg) ? Sam2ConfigLoader.Load(cfgArg) : Sam2ConfigLoader.LoadBuiltIn(cfgArg);
             if (pr.GetValue(imageSize) > 0) cfg = cfg.WithImageSize(pr.GetValue(imageSize));
             int n = Math.Max(1, pr.GetValue(repeats));
+            int nLong = Math.Max(1, pr.GetValue(longRepeats));
             var path = pr.GetValue(imagePath);
             using var model = BuildSam.build_sam2(cfg, pr.GetValue(checkpoint), dev);
             var results = new Dictionary<string, object?>
@@ -81,7 +83,7 @@ internal static class BenchCommand
                 using var amg = new AutomaticMaskGenerator(model);
                 int count = 0;
                 results["auto_image"] = $"{image.size(1)}x{image.size(0)}";
-                results["auto_ms"] = Time(n, () => count = amg.Generate(image).Count, dev);
+                results["auto_ms"] = Time(nLong, () => count = amg.Generate(image).Count, dev);
                 results["auto_masks"] = count;
                 results["peak_rss_after_auto_mb"] = PeakRssMb();
             }
@@ -101,11 +103,13 @@ internal static class BenchCommand
                 // last: training leaves the model in train mode with fresh weights
                 results["train_objects"] = TrainObjects;
                 results["train_corrections"] = TrainCorrections;
-                results["train_step_decoder_ms"] = TrainSteps(model, n, freezeImageEncoder: true, dev);
+                results["train_step_decoder_ms"] = TrainSteps(model, nLong, freezeImageEncoder: true, dev);
                 model.requires_grad_(true);
-                results["train_step_full_ms"] = TrainSteps(model, n, freezeImageEncoder: false, dev);
+                results["train_step_full_ms"] = TrainSteps(model, nLong, freezeImageEncoder: false, dev);
                 results["peak_rss_after_train_mb"] = PeakRssMb();
             }
+            // the .NET side of the process: managed heap committed (the rest of the RSS is libtorch and the runtime)
+            results["managed_heap_committed_mb"] = GC.GetGCMemoryInfo().TotalCommittedBytes / 1e6;
             if (pr.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
             else foreach (var (k, v) in results) Console.WriteLine($"{k,-24} {(v is Stats s ? $"median {s.median:F1} ms, min {s.min:F1} ms" : v)}");
             return 0;

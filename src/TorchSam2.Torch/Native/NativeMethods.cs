@@ -56,6 +56,7 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] internal static partial int ts_context_autocast_enabled(int deviceType);
     [LibraryImport(Lib)] internal static partial IntPtr ts_context_autocast_set(int deviceType, int enabled, int dtype);
     [LibraryImport(Lib)] internal static partial long ts_context_live_tensors();
+    [LibraryImport(Lib)] internal static partial int ts_context_release_free_memory();
 
     // tensors
     [LibraryImport(Lib)] internal static partial void ts_tensor_free(IntPtr t);
