@@ -93,9 +93,9 @@ ts_status ts_context_autocast_set(int32_t device_type, int32_t enabled, int32_t 
 
 int64_t ts_context_live_tensors(void) { return g_live_tensors.load(std::memory_order_relaxed); }
 
-// glibc keeps freed chunks of its heaps mapped; between frames of a video the freed temporaries of the last
-// frame sit behind the small long-lived tensors of the tracking state and cannot be trimmed from the top.
-// malloc_trim(0) hands every whole free page back (madvise), which is what keeps the resident set flat.
+// glibc keeps freed chunks of its heaps mapped; after a video the freed temporaries of the last frames sit
+// behind the small long-lived tensors of the tracking state and cannot be trimmed from the top.
+// malloc_trim(0) hands every whole free page back (madvise).
 int32_t ts_context_release_free_memory(void) {
 #if defined(__GLIBC__)
   return malloc_trim(0);

@@ -30,8 +30,8 @@ public static partial class torch
 
     /// <summary>
     /// Hands the native heap's free pages back to the OS (glibc's malloc_trim). Freed tensors otherwise stay
-    /// resident when small long-lived ones sit above them in the heap; the video predictor calls this after
-    /// each CPU frame. Returns false where nothing was released or the C library has no such call.
+    /// resident when small long-lived ones sit above them in the heap; the video predictor calls this when a
+    /// propagation on the CPU ends. Returns false where nothing was released or the C library has no such call.
     /// </summary>
     public static bool ReleaseFreeNativeMemory() => NativeMethods.ts_context_release_free_memory() == 1;
 
