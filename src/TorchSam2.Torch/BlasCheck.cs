@@ -22,7 +22,11 @@ public static class BlasCheck
     /// 2 cores. Loading the libraries first makes libtorch's DT_NEEDED entries (by soname) bind to
     /// them. TORCHSAM2_BLAS=system keeps whatever the system alternative is.
     /// </summary>
+    // CA2255: a library module initializer is deliberate here; it is the one hook that runs before the first
+    // P/Invoke loads libtorch, whatever API the application touches first.
+#pragma warning disable CA2255
     [ModuleInitializer]
+#pragma warning restore CA2255
     internal static void PreferOpenMpBlas()
     {
         if (!OperatingSystem.IsLinux()) return;

@@ -110,6 +110,7 @@ public static partial class torch
                 // whole before it is written), so the allocator sees one block-sized allocation per call
                 var scores = empty(blockShape, query.dtype, query.device);
                 var parts = new List<Tensor>();
+                bool inPlace = true;
                 for (long r = 0; r < rows; r += rowsPerChunk)
                 {
                     long n = Math.Min(rowsPerChunk, rows - r);
@@ -120,8 +121,16 @@ public static partial class torch
                     }
                     using (var qs = query.narrow(-2, r, n) * scale)
                         Op.Call("aten::matmul.out", qs, keyT, scores).Dispose();
-                    Op.Call("aten::_softmax.out", scores, -1L, false, scores).Dispose();
-                    parts.Add(scores.matmul(value));
+                    if (inPlace)
+                    {
+                        // a build whose softmax rejects aliased output checks before writing: fall back out of place
+                        try { Op.Call("aten::_softmax.out", scores, -1L, false, scores).Dispose(); }
+                        catch (TorchException) { inPlace = false; }
+                    }
+                    if (inPlace) parts.Add(scores.matmul(value));
+                    else
+                        using (var probs = scores.softmax(-1))
+                            parts.Add(probs.matmul(value));
                 }
                 return torch.cat(parts, -2).MoveToOuterDisposeScope();
             }

@@ -53,12 +53,21 @@ public sealed class LayerNorm2d : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var u = x.mean(1, keepdim: true);
-        var d = x - u;
-        var s = d.pow(2).mean(1, keepdim: true);
-        var y = d / (s + _eps).sqrt();
-        y = weight[.., TensorIndex.None, TensorIndex.None] * y + bias[.., TensorIndex.None, TensorIndex.None];
-        return y.MoveToOuterDisposeScope();
+        // x is N×C×H×W (64 prompts × 64 × 128² in an automatic-mask batch: 268 MB): each full-size temporary is
+        // freed once used, so at most three exist at a time, as with Python's refcounting
+        Tensor y;
+        using (var u = x.mean(1, keepdim: true))
+        using (var d = x - u)
+        {
+            Tensor s;
+            using (var sq = d.pow(2)) s = sq.mean(1, keepdim: true);
+            using (s)
+            using (var den = (s + _eps).sqrt())
+                y = d / den;
+        }
+        using (y)
+        using (var scaled = weight[.., TensorIndex.None, TensorIndex.None] * y)
+            return (scaled + bias[.., TensorIndex.None, TensorIndex.None]).MoveToOuterDisposeScope();
     }
 }
 
