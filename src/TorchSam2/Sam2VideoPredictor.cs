@@ -33,14 +33,17 @@ public sealed class Sam2VideoPredictor : IDisposable
     public bool ClearNonCondMemAroundInput { get; }
     /// <summary>Frames that receive correction prompts after tracking also become conditioning frames.</summary>
     public bool AddAllFramesToCorrectAsCond { get; }
-    /// <summary>Frames whose backbone features each new state caches (upstream: 1).</summary>
+    /// <summary>
+    /// Frames whose backbone features each new state caches: 1 as upstream (each entry is ~26 MB at 512², ~105 MB at
+    /// 1024²). An interactive app that clicks back and forth between nearby frames can keep more to skip re-encoding.
+    /// </summary>
     public int FeatureCacheSize { get; }
 
     public Device Device => Model.device;
     public int ImageSize => Model.image_size;
 
     public Sam2VideoPredictor(SAM2Base model, int fillHoleArea = 0, bool nonOverlapMasks = false, bool clearNonCondMemAroundInput = false,
-        bool addAllFramesToCorrectAsCond = false, int featureCacheSize = 4, bool ownsModel = false)
+        bool addAllFramesToCorrectAsCond = false, int featureCacheSize = 1, bool ownsModel = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (fillHoleArea < 0) throw new ArgumentOutOfRangeException(nameof(fillHoleArea), "fill_hole_area must be >= 0");
@@ -60,7 +63,7 @@ public sealed class Sam2VideoPredictor : IDisposable
     /// <c>build_sam2_video_predictor</c> sees it, i.e. after <see cref="BuildSam.VideoPredictorConfig"/>).
     /// Also sets the model's binarize_mask_from_pts_for_mem_enc from the config.
     /// </summary>
-    public static Sam2VideoPredictor FromConfig(SAM2Base model, Sam2ModelConfig cfg, int featureCacheSize = 4, bool ownsModel = false)
+    public static Sam2VideoPredictor FromConfig(SAM2Base model, Sam2ModelConfig cfg, int featureCacheSize = 1, bool ownsModel = false)
     {
         model.binarize_mask_from_pts_for_mem_enc = cfg.BinarizeMaskFromPtsForMemEnc;
         return new Sam2VideoPredictor(model, cfg.FillHoleArea, cfg.NonOverlapMasks, cfg.ClearNonCondMemAroundInput,

@@ -54,6 +54,8 @@ public sealed class BoundedMemoryTests(ITestOutputHelper output)
         using var _ = inference_mode();
         using var p = Sam2VideoPredictor.Build(Path.Combine(CaseDir, "model.yaml"), Path.Combine(CaseDir, "weights.safetensors"));
         output.WriteLine($"memory window: {p.NonCondMemoryWindow} frames");
+        // one frame's backbone features cached, as upstream's cached_features (more would add to the resident set)
+        Assert.Equal(1, p.FeatureCacheSize);
         using var frames = MovingDisc(T, p.ImageSize);
         // the disc centre on frame 0, in video pixels
         float[][] click = [[VideoSize * 0.5f, VideoSize * 0.5f]];
