@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 
 namespace TorchSam2.Tests.Cli;
@@ -8,38 +7,22 @@ namespace TorchSam2.Tests.Cli;
 // they belong to the benchmark itself.
 public class BenchCommandTests
 {
-    private static bool InCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
-
-    private static string CliDll()
-    {
-        string config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
-        return Path.Combine(TestPaths.RepoRoot, "src", "TorchSam2.Cli", "bin", config, "net10.0", "TorchSam2.Cli.dll");
-    }
-
     [Fact]
     public void BenchReportsEveryPartWithMedianAndMin()
     {
         var caseDir = Path.Combine(TestPaths.ParityDir, "micro_image");
         if (!Directory.Exists(caseDir))
         {
-            Assert.False(InCi, $"CI=true but {caseDir} is missing");
+            Assert.False(CliProcess.InCi, $"CI=true but {caseDir} is missing");
             return;
         }
-        Assert.True(File.Exists(CliDll()), $"build the CLI first: {CliDll()} is missing");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[]
-                 {
-                     CliDll(), "bench", "--config", Path.Combine(caseDir, "model.yaml"), "--checkpoint", Path.Combine(caseDir, "weights.safetensors"),
-                     "--repeats", "2", "--long-repeats", "1", "--auto", "--train", "--video-frames", "3", "--threads", "1", "--json",
-                 })
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(600_000), "bench did not finish");
-        Assert.True(p.ExitCode == 0, stdout.Result + stderr.Result);
+        Assert.True(File.Exists(CliProcess.Dll()), $"build the CLI first: {CliProcess.Dll()} is missing");
+        var (code, stdout, stderr) = CliProcess.Run(600_000,
+            "bench", "--config", Path.Combine(caseDir, "model.yaml"), "--checkpoint", Path.Combine(caseDir, "weights.safetensors"),
+            "--repeats", "2", "--long-repeats", "1", "--auto", "--train", "--video-frames", "3", "--threads", "1", "--json");
+        Assert.True(code == 0, stdout + stderr);
 
-        using var json = JsonDocument.Parse(stdout.Result);
+        using var json = JsonDocument.Parse(stdout);
         var r = json.RootElement;
         Assert.Equal(1, r.GetProperty("threads").GetInt32());
         foreach (var key in new[] { "set_image_ms", "predict_point_ms", "predict_box_ms", "auto_ms", "track_1obj_ms_per_frame", "track_3obj_ms_per_frame",

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using TorchSam2.IO;
 using TorchSam2.Torch.Serialization;
@@ -9,24 +8,10 @@ namespace TorchSam2.Tests.Cli;
 // PyTorch's predicted IoUs for the same click.
 public class SegmentCommandTests
 {
-    private static bool InCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
-
-    private static string CliDll()
-    {
-        string config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
-        return Path.Combine(TestPaths.RepoRoot, "src", "TorchSam2.Cli", "bin", config, "net10.0", "TorchSam2.Cli.dll");
-    }
-
     private static (int code, string output) Run(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(CliDll());
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(300_000)) p.Kill(true);
-        return (p.ExitCode, stdout.Result + stderr.Result);
+        var (code, stdout, stderr) = CliProcess.Run(300_000, args);
+        return (code, stdout + stderr);
     }
 
     [Fact]
@@ -35,10 +20,10 @@ public class SegmentCommandTests
         var caseDir = Path.Combine(TestPaths.ParityDir, "micro_image");
         if (!Directory.Exists(caseDir))
         {
-            Assert.False(InCi, $"CI=true but {caseDir} is missing");
+            Assert.False(CliProcess.InCi, $"CI=true but {caseDir} is missing");
             return;
         }
-        Assert.True(File.Exists(CliDll()), $"build the CLI first: {CliDll()} is missing");
+        Assert.True(File.Exists(CliProcess.Dll()), $"build the CLI first: {CliProcess.Dll()} is missing");
         var inputs = SafeTensors.Read(Path.Combine(caseDir, "inputs.safetensors")).Tensors;
         var image = inputs["image"];
         int h = (int)image.Shape[0], w = (int)image.Shape[1];
@@ -70,7 +55,7 @@ public class SegmentCommandTests
     [Fact]
     public void SegmentReportsAnUnreadableImageClearly()
     {
-        if (!File.Exists(CliDll())) { Assert.False(InCi, "CLI not built"); return; }
+        if (!File.Exists(CliProcess.Dll())) { Assert.False(CliProcess.InCi, "CLI not built"); return; }
         var bogus = Path.Combine(Path.GetTempPath(), $"torchsam2-bogus-{Guid.NewGuid():N}.png");
         File.WriteAllText(bogus, "not an image");
         var (code, output) = Run("segment", bogus, "--checkpoint", "missing.pt", "--point", "1,1");
