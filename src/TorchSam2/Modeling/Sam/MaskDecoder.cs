@@ -175,8 +175,9 @@ public sealed class MaskDecoder : nn.Module
         Tensor src;
         if (repeat_image)
         {
-            using var repeated = image_embeddings.repeat_interleave(nTok, 0);
-            src = repeated + dense_prompt_embeddings;
+            // repeat_interleave makes a new tensor: add the dense embedding into it in place
+            src = image_embeddings.repeat_interleave(nTok, 0);
+            src.add_(dense_prompt_embeddings);
         }
         else
         {

@@ -128,9 +128,10 @@ public sealed class TwoWayAttentionBlock : nn.Module
 
         // The image attends to the tokens.
         q = queries + query_pe;
+        // the residual is added into the attention output in place (our own temporary; out_proj's backward does
+        // not read it), which saves one image-sized tensor at the decoder's peak
         using (var attended = cross_attn_image_to_token.forward(k, q, queries))
-        using (var sum = keys + attended)
-            keys = norm4.forward(sum);
+            keys = norm4.forward(attended.add_(keys));
 
         return (queries.MoveToOuterDisposeScope(), keys.MoveToOuterDisposeScope());
     }
