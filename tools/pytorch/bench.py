@@ -295,7 +295,8 @@ def main():
     model, _ = sam2_compat.build_model(a.config, a.checkpoint, image_size=a.image_size or None, device=device)
     predictor = sam2_compat.image_predictor(model)
     torch.manual_seed(0)
-    image = torch.randint(0, 256, (720, 1280, 3), dtype=torch.uint8).numpy() if a.image is None else load_image(a.image)
+    loaded = None if a.image is None else load_image(a.image)  # read once: set_image, predict and --auto
+    image = torch.randint(0, 256, (720, 1280, 3), dtype=torch.uint8).numpy() if loaded is None else loaded
     r = {
         "config": a.config,
         "image_size": model.image_size,
@@ -315,7 +316,7 @@ def main():
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
         torch.manual_seed(2)
-        auto_image = torch.randint(0, 256, (1024, 1024, 3), dtype=torch.uint8).numpy() if a.image is None else load_image(a.image)
+        auto_image = torch.randint(0, 256, (1024, 1024, 3), dtype=torch.uint8).numpy() if loaded is None else loaded
         amg = SAM2AutomaticMaskGenerator(model)
         sz = model.image_size  # the official predictor hard-codes 1024's feature sizes
         amg.predictor._bb_feat_sizes = [(sz // 4, sz // 4), (sz // 8, sz // 8), (sz // 16, sz // 16)]

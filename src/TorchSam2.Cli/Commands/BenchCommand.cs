@@ -67,8 +67,10 @@ internal static class BenchCommand
                 ["blas"] = BlasCheck.LoadedBlas(),
                 ["image"] = path ?? "random 720x1280",
             };
+            // the given image is read once and serves set_image, predict and --auto
+            using var loaded = path is null ? null : RgbImage.Load(path).ToTensor();
             manual_seed(0);
-            using (var image = path is null ? randint(0, 256, [720, 1280, 3], ScalarType.Byte) : RgbImage.Load(path).ToTensor())
+            using (var image = loaded?.alias() ?? randint(0, 256, [720, 1280, 3], ScalarType.Byte))
             using (var predictor = new Sam2ImagePredictor(model))
             {
                 results["set_image_ms"] = Time(n, () => predictor.SetImage(image), dev);
@@ -79,7 +81,7 @@ internal static class BenchCommand
             if (pr.GetValue(auto))
             {
                 manual_seed(2);
-                using var image = path is null ? randint(0, 256, [1024, 1024, 3], ScalarType.Byte) : RgbImage.Load(path).ToTensor();
+                using var image = loaded?.alias() ?? randint(0, 256, [1024, 1024, 3], ScalarType.Byte);
                 using var amg = new AutomaticMaskGenerator(model);
                 int count = 0;
                 results["auto_image"] = $"{image.size(1)}x{image.size(0)}";

@@ -330,16 +330,22 @@ public sealed class Sam2Trainer : IDisposable
     /// Trains until <see cref="TotalSteps"/>; evaluates and checkpoints at each epoch end (outDir/checkpoint,
     /// outDir/model.safetensors). Resumes from the current <see cref="Step"/>.
     /// </summary>
-    public void Train(string? outDir = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+    public void Train(string? outDir = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default) =>
+        RunLoop(TrainStep, () => _val is null ? null : Evaluate(_val, Options.ValMaxImages), outDir, progress, cancel);
+
+    /// <summary>
+    /// The loop of <see cref="Train"/> with a caller-supplied step and epoch-end evaluation (the video trainer
+    /// reuses it): checkpoints at epoch ends and every CheckpointEverySteps, weights at epoch ends.
+    /// </summary>
+    internal void RunLoop(Func<StepResult> step, Func<EvalResult?> evaluateAtEpochEnd, string? outDir, IProgress<TrainProgress>? progress, CancellationToken cancel)
     {
         while (Step < TotalSteps)
         {
             cancel.ThrowIfCancellationRequested();
-            var r = TrainStep();
+            var r = step();
             int epoch = (int)((Step - 1) / StepsPerEpoch);
             bool epochEnd = Step % StepsPerEpoch == 0;
-            EvalResult? ev = null;
-            if (epochEnd && _val is not null) ev = Evaluate(_val, Options.ValMaxImages);
+            EvalResult? ev = epochEnd ? evaluateAtEpochEnd() : null;
             if (outDir is not null && (epochEnd || (Options.CheckpointEverySteps > 0 && Step % Options.CheckpointEverySteps == 0)))
             {
                 SaveCheckpoint(Path.Combine(outDir, "checkpoint"));

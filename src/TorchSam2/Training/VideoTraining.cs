@@ -326,22 +326,8 @@ public sealed class VideoClipTrainer : IDisposable
         });
 
     /// <summary>Trains until TotalSteps, saving a resumable checkpoint (and outDir/model.safetensors) at each epoch end.</summary>
-    public void Train(string? outDir = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
-    {
-        while (Step < TotalSteps)
-        {
-            cancel.ThrowIfCancellationRequested();
-            var r = TrainStep();
-            int epoch = (int)((Step - 1) / StepsPerEpoch);
-            bool epochEnd = Step % StepsPerEpoch == 0;
-            if (outDir is not null && (epochEnd || (Options.CheckpointEverySteps > 0 && Step % Options.CheckpointEverySteps == 0)))
-            {
-                _inner.SaveCheckpoint(Path.Combine(outDir, "checkpoint"));
-                if (epochEnd) Sam2Trainer.ExportWeights(_model, Path.Combine(outDir, "model.safetensors"));
-            }
-            progress?.Report(new TrainProgress(Step, TotalSteps, epoch, r, null));
-        }
-    }
+    public void Train(string? outDir = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default) =>
+        _inner.RunLoop(TrainStep, () => null, outDir, progress, cancel);
 
     public void SaveCheckpoint(string dir) => _inner.SaveCheckpoint(dir);
     public void LoadCheckpoint(string dir) => _inner.LoadCheckpoint(dir);
