@@ -76,6 +76,7 @@ TS_API ts_status ts_tensor_set_grad(ts_tensor t, ts_tensor grad);  // grad may b
 TS_API ts_status ts_tensor_backward(ts_tensor t, ts_tensor grad, int32_t retain_graph,
                                     int32_t create_graph);
 TS_API ts_status ts_tensor_is_leaf(ts_tensor t, int32_t* leaf);
+TS_API ts_status ts_tensor_is_contiguous(ts_tensor t, int32_t* contiguous);
 TS_API ts_status ts_tensor_data_ptr(ts_tensor t, void** ptr);
 
 // ---- operators (the ATen dispatcher, so autograd, autocast and every backend apply) -------

@@ -118,6 +118,12 @@ ts_status ts_tensor_is_leaf(ts_tensor t, int32_t* leaf) {
   TS_CATCH
 }
 
+ts_status ts_tensor_is_contiguous(ts_tensor t, int32_t* contiguous) {
+  TS_TRY
+  *contiguous = ts_deref(t).is_contiguous() ? 1 : 0;
+  TS_CATCH
+}
+
 ts_status ts_tensor_data_ptr(ts_tensor t, void** ptr) {
   TS_TRY
   const at::Tensor& x = ts_deref(t);

@@ -9,7 +9,11 @@ public sealed class DisposeScope : IDisposable
 {
     [ThreadStatic] private static DisposeScope? _current;
 
-    private readonly HashSet<Tensor> _tensors = new(ReferenceEqualityComparer.Instance);
+    // Emptied sets of ended scopes, reused: a model creates a scope per block per call, and growing a
+    // fresh set each time was a steady source of managed garbage.
+    [ThreadStatic] private static Stack<HashSet<Tensor>>? _spareSets;
+
+    private readonly HashSet<Tensor> _tensors = _spareSets is { Count: > 0 } spare ? spare.Pop() : new(ReferenceEqualityComparer.Instance);
     private bool _disposed;
 
     internal DisposeScope? Outer { get; }
@@ -23,7 +27,7 @@ public sealed class DisposeScope : IDisposable
     }
 
     /// <summary>Number of tensors this scope will dispose.</summary>
-    public int Count => _tensors.Count;
+    public int Count => _disposed ? 0 : _tensors.Count;
 
     internal void Include(Tensor t)
     {
@@ -45,12 +49,15 @@ public sealed class DisposeScope : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        bool reusable = _tensors.Count <= 4096; // a huge set is not worth keeping
         foreach (var t in _tensors)
         {
             t.OwningScope = null;
             t.Dispose();
         }
         _tensors.Clear();
+        _spareSets ??= new Stack<HashSet<Tensor>>();
+        if (reusable && _spareSets.Count < 16) _spareSets.Push(_tensors);
         // Scopes nest strictly; restore the outer one even if an inner one leaked.
         _current = Outer;
     }

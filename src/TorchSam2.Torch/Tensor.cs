@@ -133,6 +133,13 @@ public partial class Tensor : IDisposable
         return this;
     }
 
+    /// <summary>Whether the elements lie in row-major order with no gaps (as torch's is_contiguous()).</summary>
+    public bool is_contiguous()
+    {
+        Status.Check(NativeMethods.ts_tensor_is_contiguous(Handle, out int c));
+        return c != 0;
+    }
+
     public bool is_leaf
     {
         get

@@ -15,22 +15,35 @@ public static class ModelLoader
     public static SAM2Base Load(string checkpoint, string? config = null, Device? device = null)
     {
         if (!File.Exists(checkpoint)) throw new FileNotFoundException($"checkpoint not found: {checkpoint}", checkpoint);
-        var cfg = config is null ? Sam2ConfigLoader.LoadBuiltIn(DetectVariant(CheckpointFile.LoadStateDict(checkpoint)))
+        var cfg = config is null ? Sam2ConfigLoader.LoadBuiltIn(DetectVariant(checkpoint))
                  : File.Exists(config) ? Sam2ConfigLoader.Load(config) : Sam2ConfigLoader.LoadBuiltIn(config);
         return BuildSam.build_sam2(cfg, checkpoint, device);
     }
+
+    /// <summary>The built-in config name for a checkpoint file, from its header (no tensor data is read).</summary>
+    public static string DetectVariant(string checkpointPath)
+    {
+        using var reader = CheckpointReader.Open(checkpointPath);
+        return DetectVariant(reader);
+    }
+
+    /// <summary>The built-in config name for an open checkpoint (from its header).</summary>
+    public static string DetectVariant(CheckpointReader reader) => DetectVariant(reader.Tensors.Keys, k => reader.Tensors[k].Shape);
 
     /// <summary>
     /// The built-in config name for a state dict: trunk width and depth pick the size,
     /// SAM 2.1-only tensors (no_obj_embed_spatial) the version.
     /// </summary>
-    public static string DetectVariant(IReadOnlyDictionary<string, TensorRecord> sd)
+    public static string DetectVariant(IReadOnlyDictionary<string, TensorRecord> sd) => DetectVariant(sd.Keys, k => sd[k].Shape);
+
+    private static string DetectVariant(IEnumerable<string> keys, Func<string, long[]> shapeOf)
     {
-        if (!sd.TryGetValue("image_encoder.trunk.patch_embed.proj.weight", out var pe))
+        var names = keys.ToHashSet();
+        if (!names.Contains("image_encoder.trunk.patch_embed.proj.weight"))
             throw new InvalidDataException("not a SAM 2 checkpoint: image_encoder.trunk.patch_embed.proj.weight is missing");
-        long width = pe.Shape[0];
-        int blocks = sd.Keys.Where(k => k.StartsWith("image_encoder.trunk.blocks.", StringComparison.Ordinal))
-                            .Select(k => int.Parse(k.Split('.')[3])).DefaultIfEmpty(-1).Max() + 1;
+        long width = shapeOf("image_encoder.trunk.patch_embed.proj.weight")[0];
+        int blocks = names.Where(k => k.StartsWith("image_encoder.trunk.blocks.", StringComparison.Ordinal))
+                          .Select(k => int.Parse(k.Split('.')[3])).DefaultIfEmpty(-1).Max() + 1;
         string size = (width, blocks) switch
         {
             (96, 12) => "t",
@@ -39,7 +52,7 @@ public static class ModelLoader
             (144, _) => "l",
             _ => throw new InvalidDataException($"unknown SAM 2 variant: trunk width {width}, {blocks} blocks"),
         };
-        string version = sd.ContainsKey("no_obj_embed_spatial") ? "sam2.1" : "sam2";
+        string version = names.Contains("no_obj_embed_spatial") ? "sam2.1" : "sam2";
         return $"{version}_hiera_{size}";
     }
 }

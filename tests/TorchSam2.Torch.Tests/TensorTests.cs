@@ -200,4 +200,41 @@ public class TensorTests
         var b = rand([5]).ToArray<float>();
         Assert.Equal(a, b);
     }
+
+    [Fact]
+    public void ListArgumentsLongerThanTheStackScratchStillWork()
+    {
+        // Shapes and handle lists are copied onto the stack (256 slots); longer ones fall back to pinned arrays.
+        using var scope = NewDisposeScope();
+        var parts = Enumerable.Range(0, 300).Select(i => full([2], (double)i)).ToArray();
+        var joined = cat(parts);
+        Assert.Equal(new long[] { 600 }, joined.shape);
+        Assert.Equal(299f, joined[599].item<float>());
+        var pieces = joined.split(Enumerable.Repeat(2L, 300).ToArray());
+        Assert.Equal(300, pieces.Length);
+        Assert.Equal(new float[] { 123, 123 }, pieces[123].ToArray<float>());
+        // a string argument, on the stack too
+        var q = tensor(new float[] { 7, -7 }).div(2.0, "floor");
+        Assert.Equal(new float[] { 3, -4 }, q.ToArray<float>());
+    }
+
+    [Fact]
+    public void AnOpCallAllocatesOnlyItsResultObject()
+    {
+        // Managed garbage per op adds up to resident memory between GCs (the gen0 budget can be ~100 MB
+        // on a large-cache server), so a call allocates the result Tensor and nothing else.
+        using var x = ones([2, 3, 4]);
+        long[] shape = [4, 6];
+        for (int i = 0; i < 10; i++) x.view(shape).Dispose(); // warm-up: operator lookup, JIT
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            using var y = x.view(shape);
+            using var s = NewDisposeScope();
+            var parts = y.split(2, 1); // a multi-result op inside a scope
+        }
+        long perIteration = (GC.GetAllocatedBytesForCurrentThread() - before) / 1000;
+        // view: one Tensor; split: an array of 3 Tensors + the scope (before: ~40 KB of result slots and a new set per scope)
+        Assert.True(perIteration < 1024, $"{perIteration} bytes allocated per iteration");
+    }
 }

@@ -110,8 +110,11 @@ internal static class BenchCommand
                 results["train_step_full_ms"] = TrainSteps(model, nLong, freezeImageEncoder: false, dev);
                 results["peak_rss_after_train_mb"] = PeakRssMb();
             }
-            // the .NET side of the process: managed heap committed (the rest of the RSS is libtorch and the runtime)
+            // the .NET side of the process: managed heap committed (the rest of the RSS is libtorch and the runtime),
+            // and all managed bytes allocated: until a GC runs they stay resident, so the binding keeps them few
             results["managed_heap_committed_mb"] = GC.GetGCMemoryInfo().TotalCommittedBytes / 1e6;
+            results["managed_allocated_mb"] = GC.GetTotalAllocatedBytes() / 1e6;
+            results["gen0_collections"] = GC.CollectionCount(0);
             if (pr.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
             else foreach (var (k, v) in results) Console.WriteLine($"{k,-24} {(v is Stats s ? $"median {s.median:F1} ms, min {s.min:F1} ms" : v)}");
             return 0;

@@ -14,9 +14,11 @@ internal static class CheckpointCommands
         cmd.SetAction(pr => Common.Guard(() =>
         {
             var path = pr.GetValue(file)!;
-            var sd = CheckpointFile.LoadStateDict(path);
+            // the header is enough: no tensor data is read
+            using var reader = CheckpointReader.Open(path);
+            var sd = reader.Tensors;
             string variant;
-            try { variant = ModelLoader.DetectVariant(sd); }
+            try { variant = ModelLoader.DetectVariant(reader); }
             catch (InvalidDataException e) { variant = $"unknown ({e.Message})"; }
             Console.WriteLine($"file        {path} ({new FileInfo(path).Length / 1e6:F1} MB, {CheckpointFile.DetectFormat(path)})");
             Console.WriteLine($"variant     {variant}");

@@ -45,7 +45,7 @@ internal static class TrackCommand
             var videoPath = pr.GetValue(video)!;
             var ckpt = pr.GetValue(checkpoint)!;
             if (!File.Exists(ckpt)) throw new FileNotFoundException($"checkpoint not found: {ckpt}", ckpt);
-            var cfgName = pr.GetValue(config) ?? ModelLoader.DetectVariant(CheckpointFile.LoadStateDict(ckpt));
+            var cfgName = pr.GetValue(config) ?? ModelLoader.DetectVariant(ckpt);
             int frameIdx = pr.GetValue(frame);
             var outDir = pr.GetValue(output)!;
             bool writeOverlays = !pr.GetValue(noOverlays);

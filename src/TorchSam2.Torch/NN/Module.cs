@@ -129,20 +129,57 @@ public static partial class torch
             public LoadStateDictResult load_state_dict(IReadOnlyDictionary<string, Tensor> stateDict, bool strict = true)
             {
                 var own = state_dict();
-                var missing = own.Keys.Where(k => !stateDict.ContainsKey(k)).ToList();
-                var unexpected = stateDict.Keys.Where(k => !own.ContainsKey(k)).ToList();
-                var mismatched = new List<string>();
-                foreach (var (k, t) in own)
-                    if (stateDict.TryGetValue(k, out var src) && !src.shape.SequenceEqual(t.shape))
-                        mismatched.Add($"{k}: checkpoint [{string.Join(", ", src.shape)}] vs model [{string.Join(", ", t.shape)}]");
-                var result = new LoadStateDictResult(missing, unexpected, mismatched);
-                if (mismatched.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
-                    throw new StateDictException(result);
+                var result = CheckStateDict(own, stateDict.Keys, k => stateDict[k].shape, strict);
                 using (no_grad())
                 {
                     foreach (var (k, t) in own)
                         if (stateDict.TryGetValue(k, out var src)) t.copy_(src);
                 }
+                return result;
+            }
+
+            /// <summary>
+            /// Loads from an open checkpoint, checking every key and shape before any data is read, then one
+            /// tensor at a time: straight into the parameter's memory when dtype matches on the CPU (no copy),
+            /// otherwise through one temporary that copy_ converts. The checkpoint never sits in managed memory.
+            /// </summary>
+            public LoadStateDictResult load_state_dict(Serialization.CheckpointReader checkpoint, bool strict = true)
+            {
+                ArgumentNullException.ThrowIfNull(checkpoint);
+                var own = state_dict();
+                var stored = checkpoint.Tensors;
+                var result = CheckStateDict(own, stored.Keys, k => stored[k].Shape, strict);
+                using (no_grad())
+                {
+                    foreach (var (k, t) in own)
+                    {
+                        if (!stored.TryGetValue(k, out var src)) continue;
+                        if (src.DType == t.dtype && t.device.Type == DeviceType.CPU && t.is_contiguous())
+                            checkpoint.ReadInto(k, t);
+                        else
+                        {
+                            using var tmp = checkpoint.ReadTensor(k);
+                            t.copy_(tmp);
+                        }
+                    }
+                }
+                return result;
+            }
+
+            private static LoadStateDictResult CheckStateDict(OrderedDictionary<string, Tensor> own, IEnumerable<string> keys,
+                                                              Func<string, long[]> shapeOf, bool strict)
+            {
+                var keyList = keys.ToList();
+                var given = keyList.ToHashSet();
+                var missing = own.Keys.Where(k => !given.Contains(k)).ToList();
+                var unexpected = keyList.Where(k => !own.ContainsKey(k)).ToList();
+                var mismatched = new List<string>();
+                foreach (var (k, t) in own)
+                    if (given.Contains(k) && shapeOf(k) is var shape && !shape.SequenceEqual(t.shape))
+                        mismatched.Add($"{k}: checkpoint [{string.Join(", ", shape)}] vs model [{string.Join(", ", t.shape)}]");
+                var result = new LoadStateDictResult(missing, unexpected, mismatched);
+                if (mismatched.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
+                    throw new StateDictException(result);
                 return result;
             }
 

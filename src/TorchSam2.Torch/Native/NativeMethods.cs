@@ -71,6 +71,7 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] internal static partial IntPtr ts_tensor_set_grad(IntPtr t, IntPtr grad);
     [LibraryImport(Lib)] internal static partial IntPtr ts_tensor_backward(IntPtr t, IntPtr grad, int retainGraph, int createGraph);
     [LibraryImport(Lib)] internal static partial IntPtr ts_tensor_is_leaf(IntPtr t, out int leaf);
+    [LibraryImport(Lib)] internal static partial IntPtr ts_tensor_is_contiguous(IntPtr t, out int contiguous);
     [LibraryImport(Lib)] internal static partial IntPtr ts_tensor_data_ptr(IntPtr t, out IntPtr ptr);
 
     // operators

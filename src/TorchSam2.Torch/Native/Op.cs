@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 
@@ -107,15 +109,23 @@ public sealed unsafe class Op
     public Tensor[] InvokeMany(params ReadOnlySpan<Arg> args)
     {
         const int cap = 1024;
-        var buf = new TsArg[cap];
-        fixed (TsArg* results = buf)
+        // 40 KB of result slots: rented, not allocated per call (split, unbind, chunk run every frame)
+        var buf = ArrayPool<TsArg>.Shared.Rent(cap);
+        try
         {
-            int n = Run(args, results, cap);
-            var list = new Tensor[n];
-            int k = 0;
-            for (int i = 0; i < n; i++)
-                if (results[i].Kind == (int)ArgKind.Tensor) list[k++] = new Tensor(results[i].P);
-            return k == n ? list : list[..k];
+            fixed (TsArg* results = buf)
+            {
+                int n = Run(args, results, cap);
+                var list = new Tensor[n];
+                int k = 0;
+                for (int i = 0; i < n; i++)
+                    if (results[i].Kind == (int)ArgKind.Tensor) list[k++] = new Tensor(results[i].P);
+                return k == n ? list : list[..k];
+            }
+        }
+        finally
+        {
+            ArrayPool<TsArg>.Shared.Return(buf);
         }
     }
 
@@ -147,11 +157,23 @@ public sealed unsafe class Op
             if (results[i].Kind == (int)ArgKind.Tensor) NativeMethods.ts_tensor_free(results[i].P);
     }
 
+    [SkipLocalsInit] // the scratch is written before it is read
     private int Run(ReadOnlySpan<Arg> args, TsArg* results, int capacity)
     {
         if (args.Length > 32) throw new ArgumentException($"{Name}: too many arguments");
         TsArg* cells = stackalloc TsArg[args.Length];
-        // List payloads live in pinned arrays for the duration of the call.
+        // List payloads (shapes, dims, tensor handles, strings) are copied onto the stack, so a call
+        // allocates nothing managed; one that does not fit falls back to pinned arrays.
+        const int ScratchLongs = 256;
+        long* scratch = stackalloc long[ScratchLongs];
+        int used = 0;
+        long* Take(int longs)
+        {
+            if (used + longs > ScratchLongs) return null;
+            long* p = scratch + used;
+            used += longs;
+            return p;
+        }
         GCHandle[]? pins = null;
         int npins = 0;
         try
@@ -181,16 +203,30 @@ public sealed unsafe class Op
                     case ArgKind.DoubleList:
                     {
                         var arr = (Array)a.O!;
-                        c.P = Pin(arr, ref pins, ref npins);
                         c.N = arr.Length;
+                        long* p = Take(arr.Length);
+                        if (p is null) c.P = Pin(arr, ref pins, ref npins);
+                        else
+                        {
+                            // long and double are both 8 bytes: copy the raw elements
+                            if (arr is long[] ls) ls.AsSpan().CopyTo(new Span<long>(p, ls.Length));
+                            else ((double[])arr).AsSpan().CopyTo(new Span<double>(p, arr.Length));
+                            c.P = (IntPtr)p;
+                        }
                         break;
                     }
                     case ArgKind.BoolList:
                     {
                         var b = (bool[])a.O!;
-                        var asLong = new long[b.Length];
-                        for (int k = 0; k < b.Length; k++) asLong[k] = b[k] ? 1 : 0;
-                        c.P = Pin(asLong, ref pins, ref npins);
+                        long* p = Take(b.Length);
+                        if (p is null)
+                        {
+                            var heap = new long[b.Length];
+                            c.P = Pin(heap, ref pins, ref npins);
+                            p = (long*)c.P;
+                        }
+                        for (int k = 0; k < b.Length; k++) p[k] = b[k] ? 1 : 0;
+                        c.P = (IntPtr)p;
                         c.N = b.Length;
                         break;
                     }
@@ -198,16 +234,22 @@ public sealed unsafe class Op
                     case ArgKind.OptTensorList:
                     {
                         var ts = (Tensor?[])a.O!;
-                        var hs = new IntPtr[ts.Length];
-                        for (int k = 0; k < ts.Length; k++) hs[k] = ts[k]?.Handle ?? IntPtr.Zero;
-                        c.P = Pin(hs, ref pins, ref npins);
+                        long* p = Take(ts.Length);
+                        if (p is null) p = (long*)Pin(new IntPtr[ts.Length], ref pins, ref npins);
+                        for (int k = 0; k < ts.Length; k++) p[k] = (long)(ts[k]?.Handle ?? IntPtr.Zero);
+                        c.P = (IntPtr)p;
                         c.N = ts.Length;
                         break;
                     }
                     case ArgKind.String:
                     {
-                        var bytes = Encoding.UTF8.GetBytes((string)a.O! + "\0");
-                        c.P = Pin(bytes, ref pins, ref npins);
+                        var str = (string)a.O!;
+                        int max = Encoding.UTF8.GetMaxByteCount(str.Length) + 1;
+                        byte* p = (byte*)Take((max + 7) / 8);
+                        if (p is null) p = (byte*)Pin(new byte[max], ref pins, ref npins);
+                        int len = Encoding.UTF8.GetBytes(str, new Span<byte>(p, max));
+                        p[len] = 0;
+                        c.P = (IntPtr)p;
                         break;
                     }
                 }

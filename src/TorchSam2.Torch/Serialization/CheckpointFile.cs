@@ -1,6 +1,6 @@
 namespace TorchSam2.Torch.Serialization;
 
-/// <summary>Loads a state dict from either a PyTorch zip checkpoint or a safetensors file, chosen by content.</summary>
+/// <summary>Detects a checkpoint's format by content, and loads its state dict as managed records.</summary>
 public static class CheckpointFile
 {
     /// <summary>Which format a file holds, judged by its first bytes (not its extension).</summary>
@@ -17,26 +17,15 @@ public static class CheckpointFile
         return CheckpointFormat.Unknown;
     }
 
-    /// <summary>The state dict (name → tensor, in file order) of a .pt/.pth or .safetensors file.</summary>
+    /// <summary>
+    /// The state dict (name → tensor, in file order) of a .pt/.pth or .safetensors file, as managed records.
+    /// For loading a model use <see cref="CheckpointReader"/>, which reads each tensor straight into native memory.
+    /// </summary>
     /// <param name="key">For .pt files, the entry holding the state dict (official SAM 2 checkpoints: "model").</param>
     public static IReadOnlyDictionary<string, TensorRecord> LoadStateDict(string path, string? key = "model")
     {
-        switch (DetectFormat(path))
-        {
-            case CheckpointFormat.PyTorchZip:
-            case CheckpointFormat.LegacyPickle: // PtCheckpoint explains that it is unsupported
-                return PtCheckpoint.LoadStateDict(path, key);
-            case CheckpointFormat.SafeTensors:
-                return SafeTensors.Read(path).Tensors;
-            default:
-                using (var fs = OpenRead(path))
-                {
-                    Span<byte> head = stackalloc byte[16];
-                    int n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-                    throw new CheckpointException(
-                        $"{path}: not a PyTorch zip checkpoint or safetensors file: first bytes are {Hex(head[..n])}");
-                }
-        }
+        using var reader = CheckpointReader.Open(path, key);
+        return reader.ReadAll();
     }
 
     internal static FileStream OpenRead(string path)

@@ -9,7 +9,7 @@ namespace TorchSam2.Torch.Serialization;
 /// dicts, lists, tuples, scalars, strings and tensors). It executes nothing: globals are checked
 /// against an allow-list and only a fixed set of constructors is emulated. Values map to
 /// null, bool, long, <see cref="BigInteger"/>, double, string, byte[], <c>object?[]</c> (tuple),
-/// <c>List&lt;object?&gt;</c>, <see cref="PickleDict"/> and <see cref="TensorRecord"/>.
+/// <c>List&lt;object?&gt;</c>, <see cref="PickleDict"/> and <see cref="StoredTensor"/> (tensors, read on demand).
 /// Parsing is iterative (no recursion) and every length is checked against the remaining input.
 /// </summary>
 public sealed class PickleReader
@@ -265,7 +265,7 @@ public sealed class PickleReader
         switch (target)
         {
             case PickleDict dict: dict.State = state; break;
-            case TensorRecord: break; // tensor/parameter attributes carry nothing we need
+            case StoredTensor: break; // tensor/parameter attributes carry nothing we need
             default: throw Malformed($"BUILD on unsupported object {Describe(target)}");
         }
     }
@@ -293,7 +293,7 @@ public sealed class PickleReader
             case PickleGlobals.RebuildParameter:
             case PickleGlobals.RebuildParameterWithState:
                 // (data, requires_grad, backward_hooks[, state]): a parameter is its data here.
-                return args.Length >= 1 && args[0] is TensorRecord t ? t : throw Malformed($"{name} without a tensor");
+                return args.Length >= 1 && args[0] is StoredTensor t ? t : throw Malformed($"{name} without a tensor");
             case PickleGlobals.RebuildFromTypeV2:
                 // (func, new_type, args, state): rebuild with func(*args); the subclass does not matter.
                 if (args.Length < 3) throw Malformed($"{name} needs 4 arguments");
@@ -312,7 +312,7 @@ public sealed class PickleReader
     }
 
     // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-    private TensorRecord RebuildTensor(object?[] args)
+    private StoredTensor RebuildTensor(object?[] args)
     {
         if (args.Length < 4) throw Malformed("_rebuild_tensor_v2 needs at least 4 arguments");
         if (args[0] is not PickleStorage storage) throw Malformed($"_rebuild_tensor_v2 storage is {Describe(args[0])}");
@@ -320,7 +320,7 @@ public sealed class PickleReader
         long[] size = ToLongs(args[2], "size"), stride = ToLongs(args[3], "stride");
         try
         {
-            return TensorViews.Materialize(storage, offset, size, stride);
+            return TensorView.Create(storage, offset, size, stride);
         }
         catch (CheckpointException e)
         {

@@ -30,6 +30,16 @@ public static class PtCheckpoint
     /// <summary>Reads the object tree from a seekable stream positioned at the start of the zip.</summary>
     public static object? Read(Stream stream)
     {
+        var (zip, root) = Open(stream);
+        using (zip) return Materialize(root);
+    }
+
+    /// <summary>
+    /// Opens the zip and reads its pickle; tensors in the returned tree are <see cref="StoredTensor"/>s whose bytes
+    /// stay in the archive, which (with the stream) must stay open while they are read.
+    /// </summary>
+    internal static (ZipArchive Zip, object? Root) Open(Stream stream)
+    {
         CheckMagic(stream);
         ZipArchive zip;
         try
@@ -40,20 +50,16 @@ public static class PtCheckpoint
         {
             throw new CheckpointException($"truncated or corrupt zip archive ({e.Message})", e);
         }
-        using (zip)
+        try
         {
-            try
-            {
-                return ReadArchive(zip, stream.CanSeek ? stream.Length : long.MaxValue);
-            }
-            catch (InvalidDataException e)
-            {
-                throw new CheckpointException($"truncated or corrupt zip archive ({e.Message})", e);
-            }
-            catch (EndOfStreamException e)
-            {
-                throw new CheckpointException($"truncated zip archive ({e.Message})", e);
-            }
+            return (zip, ReadArchive(zip, stream.CanSeek ? stream.Length : long.MaxValue));
+        }
+        catch (Exception e)
+        {
+            zip.Dispose();
+            if (e is InvalidDataException) throw new CheckpointException($"truncated or corrupt zip archive ({e.Message})", e);
+            if (e is EndOfStreamException) throw new CheckpointException($"truncated zip archive ({e.Message})", e);
+            throw;
         }
     }
 
@@ -79,23 +85,62 @@ public static class PtCheckpoint
     /// Picks the state dict out of a checkpoint object: <c>root[key]</c> when root is a dict holding
     /// <paramref name="key"/>, else root itself if it maps names to tensors. File order is kept.
     /// </summary>
-    public static IReadOnlyDictionary<string, TensorRecord> ExtractStateDict(object? root, string? key = "model")
+    public static IReadOnlyDictionary<string, TensorRecord> ExtractStateDict(object? root, string? key = "model") =>
+        Extract<TensorRecord>(root, key);
+
+    // The same for a tree read by Open: the tensors are still in the archive.
+    internal static OrderedDictionary<string, StoredTensor> ExtractStoredStateDict(object? root, string? key) =>
+        Extract<StoredTensor>(root, key);
+
+    private static OrderedDictionary<string, T> Extract<T>(object? root, string? key) where T : class
     {
         if (root is not PickleDict top)
             throw new CheckpointException($"checkpoint top level is {PickleReader.Describe(root)}, not a dict");
         PickleDict sd = top;
         if (key is not null && top.TryGetValue(key, out object? inner))
             sd = inner as PickleDict ?? throw new CheckpointException($"checkpoint entry '{key}' is {PickleReader.Describe(inner)}, not a dict");
-        var result = new OrderedDictionary<string, TensorRecord>(sd.Count);
+        var result = new OrderedDictionary<string, T>(sd.Count);
         foreach (var (k, v) in sd)
         {
-            if (k is string name && v is TensorRecord t) { result.Add(name, t); continue; }
+            if (k is string name && v is T t) { result.Add(name, t); continue; }
             string keys = string.Join(", ", top.Keys.Take(8).Select(x => $"'{x}'"));
             throw new CheckpointException(ReferenceEquals(sd, top) && key is not null
                 ? $"checkpoint has no '{key}' entry and its top level is not a name → tensor map (top-level keys: {keys})"
                 : $"state dict entry '{k}' is {PickleReader.Describe(v)}, not a tensor");
         }
         return result;
+    }
+
+    // Replaces every StoredTensor in the tree by its TensorRecord, in place. Iterative with a visited set:
+    // a hostile pickle can nest deeply or share containers through its memo.
+    private static object? Materialize(object? root)
+    {
+        static object? Convert(object? o, Stack<object> todo, HashSet<object> seen)
+        {
+            if (o is StoredTensor t) return t.ReadRecord();
+            if (o is PickleDict or List<object?> or object?[] && seen.Add(o)) todo.Push(o);
+            return o;
+        }
+        var todo = new Stack<object>();
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        root = Convert(root, todo, seen);
+        while (todo.Count > 0)
+        {
+            switch (todo.Pop())
+            {
+                case PickleDict d:
+                    foreach (var k in d.Keys.ToList()) d[k] = Convert(d[k], todo, seen);
+                    d.State = Convert(d.State, todo, seen);
+                    break;
+                case List<object?> l:
+                    for (int i = 0; i < l.Count; i++) l[i] = Convert(l[i], todo, seen);
+                    break;
+                case object?[] a:
+                    for (int i = 0; i < a.Length; i++) a[i] = Convert(a[i], todo, seen);
+                    break;
+            }
+        }
+        return root;
     }
 
     /// <summary>
@@ -177,10 +222,10 @@ public static class PtCheckpoint
             long need = numel < 0 ? -1 : numel * es;
             if (need < 0 || entry.Length < need)
                 throw new CheckpointException($"storage '{key}' holds {entry.Length} bytes but {numel} x {dtype.TorchName()} needs {need}");
-            byte[] data = ReadEntry(entry, streamLength, Array.MaxLength);
-            if (data.LongLength != need) data = data.AsSpan(0, (int)need).ToArray();
-            if (bigEndian) SwapBytes(data, es);
-            return storages[key] = new PickleStorage(dtype, key, data);
+            if (entry.CompressedLength == entry.Length && entry.Length > streamLength)
+                throw new CheckpointException($"truncated zip archive: entry {entry.FullName} claims {entry.Length} bytes, more than the file holds");
+            // The bytes stay in the archive until a tensor on this storage is read.
+            return storages[key] = new PickleStorage(dtype, key, numel, entry, bigEndian);
         }
 
         byte[] pickle = ReadEntry(pkl[0], streamLength, Array.MaxLength);
@@ -209,11 +254,5 @@ public static class PtCheckpoint
         if (ms.Length != entry.Length)
             throw new CheckpointException($"truncated zip archive: entry {entry.FullName} has {ms.Length} of {entry.Length} bytes");
         return ms.ToArray();
-    }
-
-    private static void SwapBytes(byte[] data, int elementSize)
-    {
-        if (elementSize == 1) return;
-        for (int i = 0; i + elementSize <= data.Length; i += elementSize) Array.Reverse(data, i, elementSize);
     }
 }

@@ -12,7 +12,7 @@ public sealed record SafeTensorsFile(
 /// <summary>
 /// Reads and writes the safetensors format: an 8-byte little-endian header length, a JSON header
 /// (<c>{"name": {"dtype", "shape", "data_offsets"}, "__metadata__": {...}}</c>), then the raw data.
-/// Reading streams one tensor at a time, so memory use is about the size of the tensors.
+/// Reading parses the header first; tensor bytes are then read one tensor at a time (see <see cref="CheckpointReader"/>).
 /// </summary>
 public static class SafeTensors
 {
@@ -69,6 +69,16 @@ public static class SafeTensors
     /// <summary>Reads from a seekable stream positioned at the start of the file.</summary>
     public static SafeTensorsFile Read(Stream stream)
     {
+        var (tensors, metadata) = Open(stream);
+        return new SafeTensorsFile(StoredTensor.ReadAll(tensors, (_, t) => t.ReadRecord()), metadata);
+    }
+
+    /// <summary>
+    /// Parses the header of a seekable stream positioned at the start of the file, and validates every entry
+    /// against the file's size; tensor bytes are read later, on demand, from the stream (which must stay open).
+    /// </summary>
+    internal static (OrderedDictionary<string, StoredTensor> Tensors, IReadOnlyDictionary<string, string> Metadata) Open(Stream stream)
+    {
         if (!stream.CanSeek) throw new ArgumentException("safetensors stream must be seekable", nameof(stream));
         long start = stream.Position, fileSize = stream.Length - start;
         Span<byte> lenBytes = stackalloc byte[8];
@@ -81,27 +91,30 @@ public static class SafeTensors
         var header = new byte[headerLen];
         stream.ReadExactly(header);
         long dataStart = start + 8 + (long)headerLen, dataSize = fileSize - 8 - (long)headerLen;
-
-        var (entries, metadata) = ParseHeader(header, dataSize);
-
-        // Streamed in file order so a multi-GB file is read once, one tensor at a time.
-        var data = new Dictionary<string, byte[]>(entries.Count);
-        foreach (var e in entries.OrderBy(e => e.Begin))
-        {
-            var buf = new byte[e.End - e.Begin];
-            stream.Position = dataStart + e.Begin;
-            if (stream.ReadAtLeast(buf, buf.Length, throwOnEndOfStream: false) != buf.Length)
-                throw new CheckpointException($"truncated safetensors file while reading tensor '{e.Name}'");
-            data[e.Name] = buf;
-        }
-        var tensors = new OrderedDictionary<string, TensorRecord>(entries.Count);
-        foreach (var e in entries) tensors.Add(e.Name, new TensorRecord(e.DType, e.Shape, data[e.Name]));
-        return new SafeTensorsFile(tensors, metadata);
+        var (entries, metadata) = ParseHeader(header, stream, dataStart, dataSize);
+        var tensors = new OrderedDictionary<string, StoredTensor>(entries.Count);
+        foreach (var e in entries) tensors.Add(e.Name, e);
+        return (tensors, metadata);
     }
 
-    private sealed record Entry(string Name, ScalarType DType, long[] Shape, long Begin, long End);
+    // One tensor of the data section: bytes [Begin, End) after the header.
+    private sealed class Entry(string name, ScalarType dtype, long[] shape, long begin, long end, Stream stream, long dataStart)
+        : StoredTensor(dtype, shape)
+    {
+        public string Name => name;
+        public long Begin => begin;
+        public long End => end;
+        internal override long FileOffset => begin;
 
-    private static (List<Entry>, IReadOnlyDictionary<string, string>) ParseHeader(byte[] header, long dataSize)
+        private protected override void ReadRange(long start, Span<byte> destination)
+        {
+            stream.Position = dataStart + begin + start;
+            if (stream.ReadAtLeast(destination, destination.Length, throwOnEndOfStream: false) != destination.Length)
+                throw new CheckpointException($"truncated safetensors file while reading tensor '{name}'");
+        }
+    }
+
+    private static (List<Entry>, IReadOnlyDictionary<string, string>) ParseHeader(byte[] header, Stream stream, long dataStart, long dataSize)
     {
         JsonDocument doc;
         try
@@ -128,7 +141,7 @@ public static class SafeTensors
                         metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
                     continue;
                 }
-                entries.Add(ParseEntry(prop, dataSize));
+                entries.Add(ParseEntry(prop, stream, dataStart, dataSize));
             }
             // Non-overlapping: sorted by start, each must end before the next begins.
             var sorted = entries.Where(e => e.End > e.Begin).OrderBy(e => e.Begin).ToList();
@@ -140,7 +153,7 @@ public static class SafeTensors
         }
     }
 
-    private static Entry ParseEntry(JsonProperty prop, long dataSize)
+    private static Entry ParseEntry(JsonProperty prop, Stream stream, long dataStart, long dataSize)
     {
         string name = prop.Name;
         CheckpointException Bad(string what) => new($"safetensors tensor '{name}': {what}");
@@ -164,8 +177,7 @@ public static class SafeTensors
         catch (OverflowException) { throw Bad($"shape {sh.GetRawText()} is too large"); }
         if (expected != end - begin)
             throw Bad($"shape {sh.GetRawText()} x {dtName} needs {expected} bytes but data_offsets span {end - begin}");
-        if (end - begin > Array.MaxLength) throw Bad("tensor is too large for one array");
-        return new Entry(name, dtype, shape, begin, end);
+        return new Entry(name, dtype, shape, begin, end, stream, dataStart);
     }
 
     /// <summary>Writes tensors in the given order, with optional string metadata.</summary>

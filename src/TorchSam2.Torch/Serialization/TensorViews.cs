@@ -1,9 +1,25 @@
 namespace TorchSam2.Torch.Serialization;
 
-/// <summary>Turns a (storage, offset, size, stride) view into a contiguous <see cref="TensorRecord"/>.</summary>
-internal static class TensorViews
+/// <summary>
+/// A (storage, offset, size, stride) view from <c>_rebuild_tensor_v2</c>, checked against its storage when the
+/// pickle is read; its bytes are read (and made contiguous) only when asked for.
+/// </summary>
+internal sealed class TensorView : StoredTensor
 {
-    public static TensorRecord Materialize(PickleStorage storage, long offset, long[] size, long[] stride)
+    private readonly PickleStorage _storage;
+    private readonly long _offset;
+    private readonly long[] _stride;
+    private readonly bool _contiguous;
+
+    private TensorView(PickleStorage storage, long offset, long[] size, long[] stride) : base(storage.DType, size)
+    {
+        _storage = storage;
+        _offset = offset;
+        _stride = stride;
+        _contiguous = IsContiguous(size, stride);
+    }
+
+    public static TensorView Create(PickleStorage storage, long offset, long[] size, long[] stride)
     {
         if (size.Length != stride.Length)
             throw new CheckpointException($"size has {size.Length} dims but stride has {stride.Length}");
@@ -11,7 +27,8 @@ internal static class TensorViews
         try { numel = TensorRecord.CountElements(size); }
         catch (Exception e) when (e is ArgumentException or OverflowException) { throw new CheckpointException($"bad tensor size: {e.Message}"); }
         if (offset < 0) throw new CheckpointException($"negative storage offset {offset}");
-        int es = storage.DType.ElementSize();
+        try { _ = checked(numel * storage.DType.ElementSize()); }
+        catch (OverflowException) { throw new CheckpointException($"tensor of size [{string.Join(", ", size)}] is too large"); }
 
         // The furthest element the view touches must lie inside the storage.
         if (numel > 0)
@@ -27,22 +44,21 @@ internal static class TensorViews
                     $"view (offset {offset}, size [{string.Join(", ", size)}], stride [{string.Join(", ", stride)}]) " +
                     $"reaches element {last} of storage '{storage.Key}' which holds {storage.NumElements}");
         }
-        long bytes = checked(numel * es);
-        if (bytes > Array.MaxLength) throw new CheckpointException($"tensor of {bytes} bytes is too large for one array");
+        return new TensorView(storage, offset, size, stride);
+    }
 
-        if (IsContiguous(size, stride))
+    private protected override void ReadRange(long start, Span<byte> destination)
+    {
+        int es = DType.ElementSize();
+        if (_contiguous) _storage.ReadRange(_offset * es + start, destination);
+        else
         {
-            // Adopt the storage's array when the view is all of it (the common state-dict case).
-            if (offset == 0 && bytes == storage.Data.LongLength && !storage.Adopted)
-            {
-                storage.Adopted = true;
-                return new TensorRecord(storage.DType, size, storage.Data);
-            }
-            var copy = new byte[bytes];
-            if (bytes > 0) Array.Copy(storage.Data, offset * es, copy, 0, bytes);
-            return new TensorRecord(storage.DType, size, copy);
+            // Rare in state dicts: gather the view out of the whole storage.
+            var all = Gather(_storage.ReadAll(), es, _offset, Shape, _stride, ByteCount);
+            all.AsSpan(checked((int)start), destination.Length).CopyTo(destination);
         }
-        return new TensorRecord(storage.DType, size, Gather(storage.Data, es, offset, size, stride, bytes));
+        // Pieces start on element boundaries, so swapping each piece swaps whole elements.
+        if (_storage.BigEndian) SwapBytes(destination, es);
     }
 
     // Contiguity ignores strides of size-1 dimensions, as torch does.
@@ -61,6 +77,7 @@ internal static class TensorViews
     // Odometer walk over the view, copying the innermost dimension element by element.
     private static byte[] Gather(byte[] src, int es, long offset, long[] size, long[] stride, long bytes)
     {
+        if (bytes > Array.MaxLength) throw new CheckpointException($"non-contiguous tensor of {bytes} bytes is too large for one array");
         var dst = new byte[bytes];
         if (bytes == 0) return dst;
         int rank = size.Length;
@@ -80,5 +97,11 @@ internal static class TensorViews
             while (k >= 0 && ++index[k] == size[k]) index[k--] = 0;
             if (k < 0) return dst;
         }
+    }
+
+    private static void SwapBytes(Span<byte> data, int elementSize)
+    {
+        if (elementSize == 1) return;
+        for (int i = 0; i + elementSize <= data.Length; i += elementSize) data.Slice(i, elementSize).Reverse();
     }
 }

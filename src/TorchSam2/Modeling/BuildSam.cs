@@ -217,18 +217,9 @@ public static class BuildSam
     /// </summary>
     public static void load_checkpoint(nn.Module model, string ckpt_path)
     {
-        var records = CheckpointFile.LoadStateDict(ckpt_path);
-        var sd = new Dictionary<string, Tensor>(records.Count);
-        try
-        {
-            foreach (var (name, r) in records)
-                sd[name] = Tensor.FromBytes(r.Data, r.DType, r.Shape).DetachFromDisposeScope();
-            model.load_state_dict(sd, strict: true);
-        }
-        finally
-        {
-            foreach (var t in sd.Values) t.Dispose();
-        }
+        // Streamed: keys and shapes are checked first, then each tensor is read straight into its parameter.
+        using var checkpoint = CheckpointReader.Open(ckpt_path);
+        model.load_state_dict(checkpoint, strict: true);
     }
 
     private static TModel Finish<TModel>(TModel model, string? checkpoint, Device? device, string mode) where TModel : nn.Module

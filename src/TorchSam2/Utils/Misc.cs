@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
 using TorchSam2.Torch;
 
 namespace TorchSam2.Utils;
@@ -14,20 +16,34 @@ public static class Misc
     {
         if (mask.dim() != 4 || mask.size(1) != 1) throw new ArgumentException($"expected an N×1×H×W mask, got [{string.Join(", ", mask.shape)}]");
         long n = mask.size(0), h = mask.size(2), w = mask.size(3);
-        bool[] fg;
-        using (var b = mask.to(Device.CPU, ScalarType.Bool)) fg = b.ToArray<bool>();
-        var labels = new int[fg.Length];
-        var areas = new int[fg.Length];
-        int plane = checked((int)(h * w));
-        var parent = new int[plane];
-        var area = new int[plane];
-        for (long img = 0; img < n; img++)
+        int plane = checked((int)(h * w)), total = checked((int)(n * plane));
+        // Work buffers come from the shared pool: this runs on every tracked frame, and image-sized
+        // arrays would otherwise land on the large object heap each time.
+        var pool = ArrayPool<int>.Shared;
+        var fgBuf = ArrayPool<bool>.Shared.Rent(total);
+        int[] labels = pool.Rent(total), areas = pool.Rent(total), parent = pool.Rent(plane), area = pool.Rent(plane);
+        try
         {
-            int off = checked((int)(img * plane));
-            Label8(fg.AsSpan(off, plane), (int)h, (int)w, parent, area, labels.AsSpan(off, plane), areas.AsSpan(off, plane));
+            var fg = fgBuf.AsSpan(0, total);
+            using (var b = mask.to(Device.CPU, ScalarType.Bool)) b.CopyTo(MemoryMarshal.AsBytes(fg));
+            for (long img = 0; img < n; img++)
+            {
+                int off = checked((int)(img * plane));
+                Label8(fg.Slice(off, plane), (int)h, (int)w, parent, area, labels.AsSpan(off, plane), areas.AsSpan(off, plane));
+            }
+            var shape = mask.shape;
+            using var labelsCpu = Tensor.FromSpan<int>(labels.AsSpan(0, total), shape);
+            using var areasCpu = Tensor.FromSpan<int>(areas.AsSpan(0, total), shape);
+            return (labelsCpu.to(mask.device), areasCpu.to(mask.device));
         }
-        var shape = mask.shape;
-        return (Tensor.FromSpan<int>(labels, shape).to(mask.device), Tensor.FromSpan<int>(areas, shape).to(mask.device));
+        finally
+        {
+            ArrayPool<bool>.Shared.Return(fgBuf);
+            pool.Return(labels);
+            pool.Return(areas);
+            pool.Return(parent);
+            pool.Return(area);
+        }
     }
 
     // Two-pass union-find labelling with 8-connectivity.
