@@ -20,7 +20,7 @@ internal static class CheckpointCommands
             string variant;
             try { variant = ModelLoader.DetectVariant(reader); }
             catch (InvalidDataException e) { variant = $"unknown ({e.Message})"; }
-            Console.WriteLine($"file        {path} ({new FileInfo(path).Length / 1e6:F1} MB, {CheckpointFile.DetectFormat(path)})");
+            Console.WriteLine($"file        {path} ({new FileInfo(path).Length / 1e6:F1} MB, {reader.Format})");
             Console.WriteLine($"variant     {variant}");
             Console.WriteLine($"tensors     {sd.Count}");
             Console.WriteLine($"parameters  {sd.Values.Sum(r => r.NumElements):N0}");

@@ -219,12 +219,7 @@ public sealed unsafe class Op
                     {
                         var b = (bool[])a.O!;
                         long* p = Take(b.Length);
-                        if (p is null)
-                        {
-                            var heap = new long[b.Length];
-                            c.P = Pin(heap, ref pins, ref npins);
-                            p = (long*)c.P;
-                        }
+                        if (p is null) p = (long*)Pin(new long[b.Length], ref pins, ref npins);
                         for (int k = 0; k < b.Length; k++) p[k] = b[k] ? 1 : 0;
                         c.P = (IntPtr)p;
                         c.N = b.Length;

@@ -7,9 +7,16 @@ public static class CheckpointFile
     public static CheckpointFormat DetectFormat(string path)
     {
         using var fs = OpenRead(path);
-        Span<byte> head = stackalloc byte[16];
-        int n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        head = head[..n];
+        Span<byte> head = stackalloc byte[HeadLength];
+        return DetectFormat(head[..fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)]);
+    }
+
+    internal const int HeadLength = 16;
+
+    /// <summary>The format told by a file's first bytes (up to <see cref="HeadLength"/>).</summary>
+    internal static CheckpointFormat DetectFormat(ReadOnlySpan<byte> head)
+    {
+        int n = head.Length;
         if (n >= 2 && head[0] == (byte)'P' && head[1] == (byte)'K') return CheckpointFormat.PyTorchZip;
         if (n >= 1 && head[0] == 0x80) return CheckpointFormat.LegacyPickle;
         // safetensors: u64 header length, then a JSON object starting with '{'.

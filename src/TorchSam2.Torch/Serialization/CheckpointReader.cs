@@ -39,10 +39,14 @@ public sealed class CheckpointReader : IDisposable
     /// <param name="key">For .pt files, the entry holding the state dict (official SAM 2 checkpoints: "model").</param>
     public static CheckpointReader Open(string path, string? key = "model")
     {
-        var format = CheckpointFile.DetectFormat(path);
         var fs = CheckpointFile.OpenRead(path);
         try
         {
+            // one open: the first bytes tell the format (and the error when there is none)
+            Span<byte> head = stackalloc byte[CheckpointFile.HeadLength];
+            head = head[..fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)];
+            fs.Position = 0;
+            var format = CheckpointFile.DetectFormat(head);
             switch (format)
             {
                 case CheckpointFormat.PyTorchZip:
@@ -65,9 +69,7 @@ public sealed class CheckpointReader : IDisposable
                     return new CheckpointReader(path, format, fs, null, tensors, metadata);
                 }
                 default:
-                    Span<byte> head = stackalloc byte[16];
-                    int n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-                    throw new CheckpointException($"not a PyTorch zip checkpoint or safetensors file: first bytes are {CheckpointFile.Hex(head[..n])}");
+                    throw new CheckpointException($"not a PyTorch zip checkpoint or safetensors file: first bytes are {CheckpointFile.Hex(head)}");
             }
         }
         catch (CheckpointException e)

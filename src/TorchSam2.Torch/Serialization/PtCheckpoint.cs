@@ -222,8 +222,7 @@ public static class PtCheckpoint
             long need = numel < 0 ? -1 : numel * es;
             if (need < 0 || entry.Length < need)
                 throw new CheckpointException($"storage '{key}' holds {entry.Length} bytes but {numel} x {dtype.TorchName()} needs {need}");
-            if (entry.CompressedLength == entry.Length && entry.Length > streamLength)
-                throw new CheckpointException($"truncated zip archive: entry {entry.FullName} claims {entry.Length} bytes, more than the file holds");
+            RequireStoredEntryFits(entry, streamLength);
             // The bytes stay in the archive until a tensor on this storage is read.
             return storages[key] = new PickleStorage(dtype, key, numel, entry, bigEndian);
         }
@@ -238,11 +237,10 @@ public static class PtCheckpoint
     {
         if (entry.Length > maxLength)
             throw new CheckpointException($"zip entry {entry.FullName} is too large ({entry.Length} bytes)");
+        RequireStoredEntryFits(entry, streamLength);
         using var s = entry.Open();
         if (entry.CompressedLength == entry.Length)
         {
-            if (entry.Length > streamLength)
-                throw new CheckpointException($"truncated zip archive: entry {entry.FullName} claims {entry.Length} bytes, more than the file holds");
             var data = new byte[entry.Length];
             int got = s.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
             if (got != data.Length)
@@ -254,5 +252,12 @@ public static class PtCheckpoint
         if (ms.Length != entry.Length)
             throw new CheckpointException($"truncated zip archive: entry {entry.FullName} has {ms.Length} of {entry.Length} bytes");
         return ms.ToArray();
+    }
+
+    // Lengths come from the (untrusted) central directory: a stored (uncompressed) entry must fit in the file.
+    private static void RequireStoredEntryFits(ZipArchiveEntry entry, long streamLength)
+    {
+        if (entry.CompressedLength == entry.Length && entry.Length > streamLength)
+            throw new CheckpointException($"truncated zip archive: entry {entry.FullName} claims {entry.Length} bytes, more than the file holds");
     }
 }

@@ -104,12 +104,4 @@ public abstract class StoredTensor
     }
 
     public override string ToString() => $"{DType.TorchName()} tensor [{string.Join(", ", Shape)}]";
-
-    // Reads exactly destination.Length bytes or reports how many the file had.
-    private protected static void ReadExactly(Stream s, Span<byte> destination, string what)
-    {
-        int got = s.ReadAtLeast(destination, destination.Length, throwOnEndOfStream: false);
-        if (got != destination.Length)
-            throw new CheckpointException($"truncated checkpoint: {what} has {got} of {destination.Length} bytes");
-    }
 }
