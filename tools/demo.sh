@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: set up (apt packages, native shim, solution), then segment every glyph of the
+# The main job: set up (apt packages, NuGet restore, build), then segment every glyph of the
 # shipped specimen sheet with the embedded demo model and score it against the sheet's truth.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs what TorchSam2 needs on Debian (libtorch, an optimized BLAS, OpenCV, fonts, CMake)
-# and builds the solution, native shim included. Safe to run again: it installs only what is missing.
+# Installs what TorchSam2 still needs from Debian and builds the solution. libtorch 2.10 comes from NuGet
+# (TorchSharp + libtorch-cpu-linux-x64), OpenCV from OpenCvSharp4's runtime package and text rendering from
+# SkiaSharp + HarfBuzz: no compiler, CMake or -dev package. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libtorch-dev libopenblas0-openmp libopencv-imgcodecs-dev libopencv-videoio-dev libopencv-imgproc-dev
-          cmake g++ make libfreetype6
+packages=(libgtk-3-0          # OpenCvSharp4's native library links against GTK 3
+          libfontconfig1      # SkiaSharp's native library
           # fonts for the glyph specimens (train and held-out faces)
           fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-freefont-ttf fonts-urw-base35)
 missing=()
@@ -26,4 +27,5 @@ if ! command -v dotnet >/dev/null 2>&1; then
 fi
 
 config="${CONFIGURATION:-Release}"
-dotnet build TorchSam2.sln -c "$config" -nologo -v:q
+# TorchBackend=cpu-linux-x64 by default; -p:TorchBackend=cuda-linux switches packages (README, CUDA).
+dotnet build TorchSam2.sln -c "$config" -nologo -v:q ${TORCHSAM2_BUILD_ARGS:-}

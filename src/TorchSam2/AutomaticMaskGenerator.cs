@@ -1,8 +1,9 @@
 using TorchSam2.IO;
 using TorchSam2.Modeling;
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using TorchSam2.Utils;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2;
 
@@ -139,7 +140,7 @@ public sealed class AutomaticMaskGenerator : IDisposable
         if (rles.Count == 0) return records;
         float[] Floats(string key)
         {
-            using var t = data.GetTensor(key).to(Device.CPU, ScalarType.Float32);
+            using var t = data.GetTensor(key).to(ScalarType.Float32, CPU);
             return t.ToArray<float>();
         }
         var boxes = Floats("boxes");
@@ -257,7 +258,7 @@ public sealed class AutomaticMaskGenerator : IDisposable
             int n = data.GetList<Rle>("rles").Count;
             var cb = new long[n * 4];
             for (int i = 0; i < n; i++) for (int k = 0; k < 4; k++) cb[i * 4 + k] = cropBox[k];
-            data["crop_boxes"] = tensor(cb, [n, 4], device);
+            data["crop_boxes"] = tensor(cb, new long[] { n, 4 }, device: device);
             state.MasksInDoneCrops += n;
             return data;
         }
@@ -280,7 +281,7 @@ public sealed class AutomaticMaskGenerator : IDisposable
     {
         var device = embed.device;
         int n = points.Length;
-        var pointsT = tensor(points.SelectMany(p => p).ToArray(), [n, 2], device);
+        var pointsT = tensor(points.SelectMany(p => p).ToArray(), new long[] { n, 2 }, device: device);
         var inPoints = _transforms.transform_coords(pointsT, normalize: true, imSize);
         var inLabels = ones([n], ScalarType.Int32, device);
         var (lowRes, iouPreds) = Decode(inPoints[.., TensorIndex.None, ..], inLabels[.., TensorIndex.None], null, Options.MultimaskOutput, embed, highRes);
@@ -314,8 +315,8 @@ public sealed class AutomaticMaskGenerator : IDisposable
             // Binarize, box, and drop masks cut by the crop border.
             data["masks"] = data.GetTensor("masks") > Options.MaskThreshold;
             data["boxes"] = Amg.batched_mask_to_box(data.GetTensor("masks"));
-            var keep = !Amg.is_box_near_crop_edge(data.GetTensor("boxes"), cropBox, [0, 0, origSize.w, origSize.h]);
-            if (!keep.all().item<bool>()) data.Filter(keep);
+            var keep = Amg.is_box_near_crop_edge(data.GetTensor("boxes"), cropBox, [0, 0, origSize.w, origSize.h]).logical_not_();
+            if (!keep.all().ToBoolean()) data.Filter(keep);
 
             data["masks"] = Amg.uncrop_masks(data.GetTensor("masks"), cropBox, origSize.h, origSize.w);
             data["rles"] = Amg.mask_to_rle_pytorch(data.GetTensor("masks"));

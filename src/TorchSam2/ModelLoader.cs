@@ -1,7 +1,9 @@
 using TorchSam2.Configs;
 using TorchSam2.Modeling;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 
 namespace TorchSam2;
 

@@ -1,8 +1,9 @@
 using TorchSam2.IO;
 using TorchSam2.Modeling;
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using TorchSam2.Utils;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2;
 
@@ -164,7 +165,7 @@ public sealed class Sam2ImagePredictor : IDisposable
         foreach (var b in boxes) ValidatePrompts(null, null, b, idx, normalizeCoords);
         using var _ = inference_mode();
         using var scope = NewDisposeScope();
-        var boxT = _transforms.transform_boxes(tensor(boxes.SelectMany(b => b).ToArray(), [boxes.Length, 4], Device), normalizeCoords, _origHw[idx]);
+        var boxT = _transforms.transform_boxes(tensor(boxes.SelectMany(b => b).ToArray(), new long[] { boxes.Length, 4 }, device: Device), normalizeCoords, _origHw[idx]);
         var (masks, iou, lowRes) = PredictCore(null, null, boxT, null, multimaskOutput, returnLogits, idx);
         return new ImagePrediction(masks.DetachFromDisposeScope(), iou.DetachFromDisposeScope(), lowRes.DetachFromDisposeScope());
     }
@@ -218,13 +219,13 @@ public sealed class Sam2ImagePredictor : IDisposable
         if (pointCoords is not null && pointLabels is not null)
         {
             var flat = pointCoords.SelectMany(p => p).ToArray();
-            coords = _transforms.transform_coords(tensor(flat, [1, pointCoords.Length, 2], Device), normalizeCoords, _origHw[idx]);
-            labels = tensor(pointLabels, [1, pointLabels.Length], Device);
+            coords = _transforms.transform_coords(tensor(flat, new long[] { 1, pointCoords.Length, 2 }, device: Device), normalizeCoords, _origHw[idx]);
+            labels = tensor(pointLabels, new long[] { 1, pointLabels.Length }, device: Device);
         }
-        if (box is not null) boxT = _transforms.transform_boxes(tensor(box, [1, 4], Device), normalizeCoords, _origHw[idx]);
+        if (box is not null) boxT = _transforms.transform_boxes(tensor(box, new long[] { 1, 4 }, device: Device), normalizeCoords, _origHw[idx]);
         if (maskInput is not null)
         {
-            mask = maskInput.to(Device, ScalarType.Float32);
+            mask = maskInput.to(ScalarType.Float32, Device);
             if (mask.dim() == 3) mask = mask.unsqueeze(0);
             long expect = Model.image_size / 4;
             if (mask.dim() != 4 || mask.size(-1) != expect || mask.size(-2) != expect)
@@ -240,7 +241,7 @@ public sealed class Sam2ImagePredictor : IDisposable
         if (boxes is not null)
         {
             var boxCoords = boxes.reshape(-1, 2, 2);
-            var boxLabels = tensor(new int[] { 2, 3 }, [1, 2], Device).repeat(boxes.size(0), 1);
+            var boxLabels = tensor(new int[] { 2, 3 }, new long[] { 1, 2 }, device: Device).repeat(boxes.size(0), 1);
             points = points is { } p ? (cat([boxCoords, p.Item1], 1), cat([boxLabels, p.Item2.to(ScalarType.Int32)], 1)) : (boxCoords, boxLabels);
         }
         var (sparse, dense) = Model.sam_prompt_encoder.forward(points, null, maskInput);

@@ -2,10 +2,11 @@ using TorchSam2.Configs;
 using TorchSam2.IO;
 using TorchSam2.Modeling;
 using TorchSam2.Modeling.Backbones;
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using TorchSam2.Utils;
-using static TorchSam2.Torch.torch;
-using F = TorchSam2.Torch.torch.nn.functional;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace TorchSam2;
 
@@ -107,7 +108,7 @@ public sealed class Sam2VideoPredictor : IDisposable
             throw new ArgumentOutOfRangeException(nameof(videoHeight), $"video size must be positive, got {videoHeight}x{videoWidth}");
         VideoFrameSource source;
         using (inference_mode())
-        using (var images = frames.to(offloadVideoToCpu ? Device.CPU : Device, ScalarType.Float32))
+        using (var images = frames.to(ScalarType.Float32, offloadVideoToCpu ? CPU : Device))
             source = new TensorFrameSource(images, videoHeight, videoWidth);
         return InitState(source, offloadVideoToCpu, offloadStateToCpu);
     }
@@ -124,7 +125,7 @@ public sealed class Sam2VideoPredictor : IDisposable
         VideoInferenceState state;
         try
         {
-            state = new VideoInferenceState(frames, device, offloadStateToCpu ? Device.CPU : device, offloadVideoToCpu, offloadStateToCpu, FeatureCacheSize);
+            state = new VideoInferenceState(frames, device, offloadStateToCpu ? CPU : device, offloadVideoToCpu, offloadStateToCpu, FeatureCacheSize);
         }
         catch
         {
@@ -155,7 +156,7 @@ public sealed class Sam2VideoPredictor : IDisposable
     public VideoInferenceState InitState(string videoPath, bool offloadVideoToCpu = false, bool offloadStateToCpu = false, int frameCacheSize = 8)
     {
         ArgumentNullException.ThrowIfNull(videoPath);
-        var target = offloadVideoToCpu ? Device.CPU : Device;
+        var target = offloadVideoToCpu ? CPU : Device;
         if (File.Exists(videoPath))
             return InitState(LazyFrameSource.FromVideoFile(videoPath, ImageSize, target, frameCacheSize), offloadVideoToCpu, offloadStateToCpu);
         if (!Directory.Exists(videoPath))
@@ -225,9 +226,9 @@ public sealed class Sam2VideoPredictor : IDisposable
         if (points is not null && points.Any(p => p is null || p.Length != 2))
             throw new ArgumentException("each point must have two coordinates (x, y)", nameof(points));
         if (box is not null && box.Length != 4) throw new ArgumentException("a box has four values (x0, y0, x1, y1)", nameof(box));
-        using var p = points is null ? null : tensor(points.SelectMany(x => x).ToArray(), [points.Length, 2]);
-        using var l = labels is null ? null : tensor(labels, [labels.Length]);
-        using var b = box is null ? null : tensor(box, [4]);
+        using var p = points is null ? null : tensor(points.SelectMany(x => x).ToArray(), new long[] { points.Length, 2 });
+        using var l = labels is null ? null : tensor(labels, new long[] { labels.Length });
+        using var b = box is null ? null : tensor(box, new long[] { 4 });
         return AddNewPointsOrBox(state, frameIdx, objId, p, l, clearOldPoints, normalizeCoords, b);
     }
 
@@ -256,13 +257,13 @@ public sealed class Sam2VideoPredictor : IDisposable
         // a box goes first, as two points labelled 2 and 3 (as SAM 2 was trained)
         if (box is not null)
         {
-            var box_coords = box.to(pts.device, ScalarType.Float32).reshape(1, 2, 2);
-            var box_labels = tensor(new[] { 2, 3 }, [1, 2], lbl.device);
+            var box_coords = box.to(ScalarType.Float32, pts.device).reshape(1, 2, 2);
+            var box_labels = tensor(new[] { 2, 3 }, new long[] { 1, 2 }, device: lbl.device);
             pts = cat([box_coords, pts], 1);
             lbl = cat([box_labels, lbl], 1);
         }
         if (normalizeCoords)
-            pts = pts / tensor(new float[] { state.VideoWidth, state.VideoHeight }, [2], pts.device);
+            pts = pts / tensor(new float[] { state.VideoWidth, state.VideoHeight }, new long[] { 2 }, device: pts.device);
         // to the model's input frame
         pts = pts * (double)ImageSize;
         pts = pts.to(state.Device);
@@ -299,12 +300,12 @@ public sealed class Sam2VideoPredictor : IDisposable
         using var _ = inference_mode();
         using var scope = NewDisposeScope();
         long mask_H = mask.size(0), mask_W = mask.size(1);
-        var mask_inputs_orig = mask.to(ScalarType.Bool)[TensorIndex.None, TensorIndex.None].to(state.Device, ScalarType.Float32);
+        var mask_inputs_orig = mask.to(ScalarType.Bool)[TensorIndex.None, TensorIndex.None].to(ScalarType.Float32, state.Device);
         Tensor mask_inputs;
         if (mask_H != ImageSize || mask_W != ImageSize)
         {
             // antialias when downsampling, then re-binarize
-            var resized = F.interpolate(mask_inputs_orig, size: [ImageSize, ImageSize], mode: "bilinear", align_corners: false, antialias: true);
+            var resized = F.interpolate(mask_inputs_orig, size: [ImageSize, ImageSize], mode: InterpolationMode.Bilinear, align_corners: false, antialias: true);
             mask_inputs = (resized >= 0.5).@float();
         }
         else
@@ -370,7 +371,7 @@ public sealed class Sam2VideoPredictor : IDisposable
         var m = any_res_masks.to(s.Device);
         var video_res_masks = m.size(-2) == s.VideoHeight && m.size(-1) == s.VideoWidth
             ? m
-            : F.interpolate(m, size: [s.VideoHeight, s.VideoWidth], mode: "bilinear", align_corners: false);
+            : F.interpolate(m, size: [s.VideoHeight, s.VideoWidth], mode: InterpolationMode.Bilinear, align_corners: false);
         if (NonOverlapMasks) video_res_masks = Model._apply_non_overlapping_constraints(video_res_masks);
         return video_res_masks.MoveToOuterDisposeScope();
     }
@@ -401,7 +402,7 @@ public sealed class Sam2VideoPredictor : IDisposable
             if (obj_mask.size(-2) == H && obj_mask.size(-1) == W)
                 slot.copy_(obj_mask);
             else
-                slot.copy_(F.interpolate(obj_mask, size: [H, W], mode: "bilinear", align_corners: false));
+                slot.copy_(F.interpolate(obj_mask, size: [H, W], mode: InterpolationMode.Bilinear, align_corners: false));
         }
         return consolidated.MoveToOuterDisposeScope();
     }
@@ -436,7 +437,7 @@ public sealed class Sam2VideoPredictor : IDisposable
                     if (o.maskmem_features is null)
                     {
                         using var high_res_masks = F.interpolate(o.pred_masks!.to(state.Device), size: [ImageSize, ImageSize],
-                            mode: "bilinear", align_corners: false);
+                            mode: InterpolationMode.Bilinear, align_corners: false);
                         var (maskmem_features, maskmem_pos_enc) = _run_memory_encoder(state, frame_idx, batch_size: 1,
                             high_res_masks: high_res_masks, object_score_logits: o.object_score_logits, is_mask_from_pts: true);
                         if (o.maskmem_pos_enc is not null) foreach (var t in o.maskmem_pos_enc) t.Dispose();
@@ -517,7 +518,7 @@ public sealed class Sam2VideoPredictor : IDisposable
         // glibc keeps the freed temporaries of the last frames resident (behind the small tensors each frame added to
         // the state): hand the pages back once tracking is done. Not per frame: re-faulting a frame's temporaries
         // cost ~10 % of a 512² frame on this machine.
-        if (state.Device.Type == DeviceType.CPU) ReleaseFreeNativeMemory();
+        if (state.Device.type == DeviceType.CPU) NativeHeap.ReleaseFreePages();
     }
 
     /// <summary>One step of propagation: every object on one frame (prompted frames reuse their outputs).</summary>
@@ -764,7 +765,7 @@ public sealed class Sam2VideoPredictor : IDisposable
         {
             using (var scope = NewDisposeScope())
             {
-                using var image = s.Frames.GetFrame(frame_idx).to(s.Device, ScalarType.Float32).unsqueeze(0);
+                using var image = s.Frames.GetFrame(frame_idx).to(ScalarType.Float32, s.Device).unsqueeze(0);
                 backbone_out = Model.forward_image(image);
                 backbone_out.vision_features.DetachFromDisposeScope();
                 foreach (var t in backbone_out.vision_pos_enc) t.DetachFromDisposeScope();

@@ -1,7 +1,9 @@
 using TorchSam2.IO;
 using TorchSam2.Modeling;
 using TorchSam2.Modeling.Backbones;
-using TorchSam2.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
 
 namespace TorchSam2;
 

@@ -17,10 +17,10 @@ internal static class NativeMemory
         GC.Collect();
     }
 
-    /// <summary>Live native tensors after flushing the finalizer queue.</summary>
+    /// <summary>Live tensors this thread made and has not disposed (TorchSharp counts per thread), after flushing the finalizer queue.</summary>
     public static long Live()
     {
         FullCollect();
-        return TorchSam2.Torch.torch.LiveTensorCount;
+        return TorchRuntime.LiveTensorCount;
     }
 }

@@ -1,7 +1,8 @@
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 using Xunit.Abstractions;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests;
 
@@ -27,7 +28,7 @@ internal static class ParityData
         foreach (var (name, rec) in SafeTensors.Read(path).Tensors)
         {
             if (prefix is not null && !name.StartsWith(prefix, StringComparison.Ordinal)) continue;
-            var t = Tensor.FromBytes(rec.Data, rec.DType, rec.Shape);
+            var t = TensorData.FromBytes(rec.Data, rec.DType, rec.Shape);
             if (rec.DType.IsFloatingPoint() && rec.DType != ScalarType.Float32)
             {
                 var f32 = t.to(ScalarType.Float32);
@@ -53,8 +54,8 @@ internal static class ParityData
         var a = actual.detach().cpu().@float();
         var e = expected.cpu().@float();
         var diff = (a - e).abs();
-        double maxAbs = diff.numel() == 0 ? 0 : diff.max().item<float>();
-        double worst = diff.numel() == 0 ? -1 : (diff - (e.abs() * rtol + atol)).max().item<float>();
+        double maxAbs = diff.numel() == 0 ? 0 : diff.max().ToSingle();
+        double worst = diff.numel() == 0 ? -1 : (diff - (e.abs() * rtol + atol)).max().ToSingle();
         output?.WriteLine($"{name}: max abs err {maxAbs:E3}");
         Assert.True(worst <= 0, $"{name}: max abs err {maxAbs:E3} exceeds atol {atol} + rtol {rtol}·|e|");
         return maxAbs;

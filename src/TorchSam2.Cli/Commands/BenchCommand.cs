@@ -4,9 +4,10 @@ using System.Text.Json;
 using TorchSam2.Configs;
 using TorchSam2.IO;
 using TorchSam2.Modeling;
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using TorchSam2.Training;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Cli.Commands;
 
@@ -34,22 +35,15 @@ internal static class BenchCommand
         {
             Description = $"also time training steps on one image with {TrainObjects} objects and {TrainCorrections} correction clicks: decoder only (image encoder frozen) and full",
         };
-        var attnChunk = new Option<long>("--attention-chunk")
-        {
-            Description = "without a fused attention kernel: score elements per block of queries (0 = the whole L×S matrix at once)",
-            DefaultValueFactory = _ => nn.functional.AttentionChunkElements,
-        };
         var json = new Option<bool>("--json") { Description = "print JSON" };
         var device = Common.Device();
         var threads = Common.Threads();
         var cmd = new Command("bench", "Time the image encoder, predict and optionally automatic masks, tracking and training (median and min over repeats, warm-up excluded); report peak RSS");
-        foreach (var o in new Option[] { config, checkpoint, imageSize, imagePath, repeats, longRepeats, videoFrames, auto, train, attnChunk, json, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, checkpoint, imageSize, imagePath, repeats, longRepeats, videoFrames, auto, train, json, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
             var dev = Common.ParseDevice(pr.GetValue(device)!);
-            long chunkElems = pr.GetValue(attnChunk);
-            nn.functional.AttentionChunkElements = chunkElems > 0 ? chunkElems : long.MaxValue;
             var cfgArg = pr.GetValue(config)!;
             var cfg = File.Exists(cfgArg) ? Sam2ConfigLoader.Load(cfgArg) : Sam2ConfigLoader.LoadBuiltIn(cfgArg);
             if (pr.GetValue(imageSize) > 0) cfg = cfg.WithImageSize(pr.GetValue(imageSize));
@@ -63,8 +57,8 @@ internal static class BenchCommand
                 ["image_size"] = model.image_size,
                 ["threads"] = get_num_threads(),
                 ["device"] = dev.ToString(),
-                ["libtorch"] = torch.Version,
-                ["blas"] = BlasCheck.LoadedBlas(),
+                ["libtorch"] = torch.__version__,
+                ["torchsharp"] = TorchRuntime.TorchSharpVersion,
                 ["image"] = path ?? "random 720x1280",
             };
             // the given image is read once and serves set_image, predict and --auto
@@ -106,7 +100,7 @@ internal static class BenchCommand
                 results["train_objects"] = TrainObjects;
                 results["train_corrections"] = TrainCorrections;
                 results["train_step_decoder_ms"] = TrainSteps(model, nLong, freezeImageEncoder: true, dev);
-                model.requires_grad_(true);
+                foreach (var p in model.parameters()) p.requires_grad = true;
                 results["train_step_full_ms"] = TrainSteps(model, nLong, freezeImageEncoder: false, dev);
                 results["peak_rss_after_train_mb"] = PeakRssMb();
             }
@@ -186,7 +180,7 @@ internal static class BenchCommand
         foreach (var (frameIdx, _, masks) in predictor.PropagateInVideo(state))
         {
             masks.Dispose();
-            if (dev.Type == DeviceType.CUDA) cuda.synchronize(dev.Index < 0 ? 0 : dev.Index);
+            if (dev.type == DeviceType.CUDA) cuda.synchronize(dev);
             if (frameIdx != 0) times.Add(sw.Elapsed.TotalMilliseconds);
             sw.Restart();
         }
@@ -202,7 +196,7 @@ internal static class BenchCommand
         {
             var sw = Stopwatch.StartNew();
             body();
-            if (dev.Type == DeviceType.CUDA) cuda.synchronize(dev.Index < 0 ? 0 : dev.Index);
+            if (dev.type == DeviceType.CUDA) cuda.synchronize(dev);
             times.Add(sw.Elapsed.TotalMilliseconds);
         }
         times.Sort();

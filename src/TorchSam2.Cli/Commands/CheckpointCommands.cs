@@ -1,6 +1,8 @@
 using System.CommandLine;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 
 namespace TorchSam2.Cli.Commands;
 

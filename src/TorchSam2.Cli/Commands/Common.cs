@@ -1,6 +1,9 @@
 using System.CommandLine;
 using Spectre.Console;
-using TorchSam2.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 
 namespace TorchSam2.Cli.Commands;
 
@@ -10,13 +13,7 @@ internal static class Common
 
     public static Option<int> Threads() => new("--threads") { Description = "CPU threads for libtorch (0 = libtorch's default)", DefaultValueFactory = _ => 0 };
 
-    public static Device ParseDevice(string s)
-    {
-        var d = TorchSam2.Torch.Device.Parse(s);
-        if (d.Type == DeviceType.CUDA && !torch.cuda.is_available())
-            throw new ArgumentException("CUDA was requested but this libtorch build has no CUDA device (build the shim against a CUDA libtorch: see README)");
-        return d;
-    }
+    public static torch.Device ParseDevice(string s) => TorchRuntime.ParseDevice(s);
 
     public static void ApplyThreads(int n)
     {
@@ -30,9 +27,15 @@ internal static class Common
         {
             return body();
         }
+        catch (System.Runtime.InteropServices.ExternalException e)
+        {
+            // libtorch's own failures (TorchSharp raises them untyped): one line, typed for the library's users.
+            AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(TorchErrors.Translate(e).Message)}");
+            return 1;
+        }
         catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException
                                        or TorchException or StateDictException or KeyNotFoundException or NotSupportedException
-                                       or TorchSam2.Torch.Serialization.CheckpointException or TorchSam2.Configs.Sam2ConfigException)
+                                       or TorchSam2.Checkpoints.CheckpointException or TorchSam2.Configs.Sam2ConfigException)
         {
             AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
             return 1;

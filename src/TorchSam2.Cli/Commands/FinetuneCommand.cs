@@ -44,7 +44,7 @@ internal static class FinetuneCommand
             var cfg = BuildSam.LoadConfig(pr.GetValue(config)!);
             if (pr.GetValue(imageSize) is int s) cfg = cfg.WithImageSize(s);
             // A from-scratch model is initialised from the seed too, so the whole run is reproducible.
-            TorchSam2.Torch.torch.manual_seed((ulong)pr.GetValue(seed));
+            TorchSharp.torch.manual_seed(pr.GetValue(seed));
             using var model = BuildSam.build_sam2(cfg, pr.GetValue(checkpoint), dev, mode: "train", apply_postprocessing: false);
             string dataSpec = pr.GetValue(data)!;
             bool video = dataSpec.StartsWith("video:", StringComparison.Ordinal);

@@ -1,6 +1,8 @@
 using System.CommandLine;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using TorchSharp.Modules;
 
 namespace TorchSam2.Cli.Commands;
 
@@ -11,12 +13,11 @@ internal static class InfoCommand
         var cmd = new Command("info", "Show the libtorch build, BLAS, threads and devices");
         cmd.SetAction(_ =>
         {
-            Console.WriteLine($"libtorch        {torch.Version}");
-            var blas = BlasCheck.LoadedBlas();
-            Console.WriteLine($"BLAS            {blas ?? "(none mapped)"}{(BlasCheck.IsReferenceBlas(blas) ? "  <- reference BLAS: slow, install libopenblas0-openmp" : "")}");
+            Console.WriteLine($"TorchSharp      {TorchRuntime.TorchSharpVersion}");
+            Console.WriteLine($"libtorch        {torch.__version__}  {string.Join(" ", TorchRuntime.MappedLibraries("libtorch_c"))}");
+            Console.WriteLine($"libstdc++       {TorchRuntime.GlibcxxStatus()}");
             Console.WriteLine($"threads         {torch.get_num_threads()}");
-            Console.WriteLine($"CUDA            {(torch.cuda.is_available() ? $"{torch.cuda.device_count()} device(s)" : "not available")}");
-            Console.WriteLine($"fused attention {(torch.nn.functional.HasFusedAttention ? "yes (scaled_dot_product_attention)" : "no (explicit softmax attention)")}");
+            Console.WriteLine($"CUDA            {(torch.cuda.is_available() ? $"{torch.cuda.device_count()} device(s)" : "not available (CPU backend package)")}");
             return 0;
         });
         return cmd;

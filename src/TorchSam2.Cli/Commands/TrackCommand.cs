@@ -4,8 +4,10 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using TorchSam2.IO;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 using TorchSam2.Utils;
 using TorchSam2.Visualization;
 

@@ -1,5 +1,7 @@
 using TorchSam2.IO;
-using TorchSam2.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
 using TorchSam2.Utils;
 
 namespace TorchSam2.Glyphs;
@@ -93,9 +95,9 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                 float[] scores;
                 using (var pred = Predictor.PredictBoxes(boxes, multimaskOutput: false))
                 {
-                    using var m = pred.Masks.to(Device.CPU, ScalarType.Bool).contiguous();
+                    using var m = pred.Masks.to(ScalarType.Bool, CPU).contiguous();
                     masks = m.ToArray<bool>();
-                    using var s = pred.IouPredictions.to(Device.CPU, ScalarType.Float32).contiguous();
+                    using var s = pred.IouPredictions.to(ScalarType.Float32, CPU).contiguous();
                     scores = s.ToArray<float>();
                 }
                 for (int b = 0; b < batch.Count; b++)
@@ -313,7 +315,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
     public static (int[] labels, List<Component> comps) Components(InkMap ink)
     {
         int[] labels;
-        using (var m = Tensor.FromSpan<bool>(ink.Ink, [1, 1, ink.Height, ink.Width]))
+        using (var m = TensorData.FromSpan<bool>(ink.Ink, [1, 1, ink.Height, ink.Width]))
         {
             var (l, a) = Misc.get_connected_components(m);
             using (l) labels = l.ToArray<int>();

@@ -129,6 +129,13 @@ public sealed record SpecimenOptions
     public double NoiseStd { get; init; }
     /// <summary>Extra letter spacing, as a fraction of the size, drawn uniformly from [0, this].</summary>
     public double MaxTracking { get; init; } = 0.12;
+    /// <summary>
+    /// Let HarfBuzz form the font's standard ligatures ('liga', 'clig') in lines. Off by default, so every annotation
+    /// is one character drawn by its own glyph (the per-character ground truth the glyph models train on); kerning
+    /// and mark positioning apply either way. When on, a ligature is one annotation whose mask is the ligature glyph's
+    /// and whose <see cref="GlyphAnnotation.Char"/> holds all its characters (e.g. "fi").
+    /// </summary>
+    public bool Ligatures { get; init; }
     public int Margin { get; init; } = 12;
 
     public const string DefaultCharset =
@@ -136,7 +143,10 @@ public sealed record SpecimenOptions
         "ijijij.,;:!?&@#()/-'" + "ÀÉÈÊÎÏÔÖÜÇÑÅØÆàéèêëîïôöüçñåøæßÿ";
 }
 
-/// <summary>One glyph on a sheet: its exact mask (coverage ≥ threshold), font, character and pixel size.</summary>
+/// <summary>
+/// One glyph on a sheet: its exact mask (coverage ≥ threshold), font, character and pixel size. Char is the text of
+/// the glyph's shaping cluster: one character unless <see cref="SpecimenOptions.Ligatures"/> is on.
+/// </summary>
 public sealed record GlyphAnnotation(int Id, string Char, string Font, int SizePx, GlyphMask Mask)
 {
     /// <summary>Tight (x, y, w, h).</summary>
@@ -145,8 +155,10 @@ public sealed record GlyphAnnotation(int Id, string Char, string Font, int SizeP
 }
 
 /// <summary>
-/// Renders text in real fonts (FreeType) into specimen sheets with exact per-glyph masks. The same
-/// options and seed always give the same sheet (for one FreeType build).
+/// Renders text in real fonts into specimen sheets with exact per-glyph masks: lines are shaped by HarfBuzz (kerning,
+/// mark positioning; see <see cref="SpecimenOptions.Ligatures"/>) and every glyph is rasterized alone by Skia into its
+/// own coverage bitmap at its shaped position, so masks stay exact where glyphs touch or overlap; the sheet is the
+/// composite of those bitmaps. The same options and seed always give the same sheet (for one SkiaSharp/HarfBuzzSharp build).
 /// </summary>
 public static class SpecimenGenerator
 {
@@ -175,18 +187,24 @@ public static class SpecimenGenerator
         foreach (var f in fonts)
             if (f.Path is null) throw new FileNotFoundException($"font {f.Name} ({f.FileName}) is not installed: apt-get install {f.DebianPackage}");
 
-        using var ft = new FreeTypeLibrary();
         var faces = new Dictionary<string, FontFace>();
         FontFace Face(FontEntry f)
         {
-            if (!faces.TryGetValue(f.Name, out var face)) faces[f.Name] = face = ft.OpenFace(f.Path!);
+            if (!faces.TryGetValue(f.Name, out var face)) faces[f.Name] = face = FontFace.Open(f.Path!);
             return face;
         }
 
         var canvas = new Canvas(options.Width, options.Height, options.CoverageThreshold);
-        var layout = options.Layout == SpecimenLayout.Mixed ? (rng.NextDouble() < 0.6 ? SpecimenLayout.Lines : SpecimenLayout.Grid) : options.Layout;
-        if (layout == SpecimenLayout.Lines) DrawLines(canvas, options, rng, fonts, Face);
-        else DrawGrid(canvas, options, rng, fonts, Face);
+        try
+        {
+            var layout = options.Layout == SpecimenLayout.Mixed ? (rng.NextDouble() < 0.6 ? SpecimenLayout.Lines : SpecimenLayout.Grid) : options.Layout;
+            if (layout == SpecimenLayout.Lines) DrawLines(canvas, options, rng, fonts, Face);
+            else DrawGrid(canvas, options, rng, fonts, Face);
+        }
+        finally
+        {
+            foreach (var face in faces.Values) face.Dispose();
+        }
 
         var (bg, fg) = PickColors(options, rng);
         var sheet = canvas.Paint(bg, fg, options.NoiseStd, rng);
@@ -241,21 +259,31 @@ public static class SpecimenGenerator
             double tracking = rng.NextDouble() * o.MaxTracking * size;
             double pen = m + rng.Next(0, Math.Max(1, size / 2));
             int placed = 0;
-            // Repeat the text until the line is full.
-            for (int k = 0; k < text.Length * 4; k++)
+            // The face's own space stands in for characters it lacks, so no .notdef box is ever drawn.
+            var shaped = f.Shape(string.Concat(text.Select(c => char.IsWhiteSpace(c) || !f.HasChar(c) ? ' ' : c)), o.Ligatures);
+            // Repeat the text until the line is full. Clusters (one per character unless ligatures are on) are placed at
+            // their shaped, kerned positions plus the tracking accumulated before them; spaces get no tracking.
+            bool full = false;
+            for (int rep = 0; rep < 4 && !full; rep++)
             {
-                char c = text[k % text.Length];
-                if (k > 0 && k % text.Length == 0) pen += size * 0.5;
-                if (char.IsWhiteSpace(c) || !f.HasChar(c))
+                if (rep > 0) pen += size * 0.5;
+                double track = 0;
+                foreach (var c in shaped.Clusters)
                 {
-                    pen += size * 0.3;
-                    continue;
+                    if (string.IsNullOrWhiteSpace(c.Text)) continue;
+                    double x = pen + c.X + track;
+                    int ix = (int)Math.Floor(x);
+                    // Drawn relative to the whole pixel ix; the cluster's glyphs keep their fractional shaped offsets.
+                    var g = f.Render(shaped.GlyphsOf(c), (float)(x - ix - c.X));
+                    if (ix + g.Left + g.Width > canvas.Width - m)
+                    {
+                        full = true;
+                        break;
+                    }
+                    if (canvas.Place(g, ix, baseline, c.Text, font.Name, size)) placed++;
+                    track += tracking;
                 }
-                var g = f.Render(c);
-                int x = (int)Math.Round(pen);
-                if (x + g.Left + g.Width > canvas.Width - m) break;
-                if (canvas.Place(g, x, baseline, c.ToString(), font.Name, size)) placed++;
-                pen += g.AdvanceX + tracking;
+                pen += shaped.Width + track;
             }
             int gap = (int)Math.Round(lineH * (rng.NextDouble() * 0.4));
             y += lineH + gap;

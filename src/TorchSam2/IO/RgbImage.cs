@@ -1,5 +1,6 @@
-using System.Runtime.InteropServices;
-using TorchSam2.Torch;
+using OpenCvSharp;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace TorchSam2.IO;
 
@@ -24,93 +25,178 @@ public sealed class RgbImage
 
     public void Save(string path) => ImageIO.Write(path, Pixels, Height, Width, 3);
 
-    /// <summary>The pixels as a uint8 H×W×3 tensor.</summary>
-    public Tensor ToTensor() => Tensor.FromBytes(Pixels, ScalarType.Byte, Height, Width, 3);
+    /// <summary>The pixels as a uint8 H×W×3 tensor (a copy: later changes to <see cref="Pixels"/> do not show in it).</summary>
+    public Tensor ToTensor() => torch.tensor(Pixels, new long[] { Height, Width, 3 });
 
-    /// <summary>From a uint8 H×W×3 tensor.</summary>
+    /// <summary>From a uint8 H×W×3 tensor (any device, any strides).</summary>
     public static RgbImage FromTensor(Tensor t)
     {
         if (t.dim() != 3 || t.size(2) != 3 || t.dtype != ScalarType.Byte)
             throw new ArgumentException($"expected a uint8 H×W×3 tensor, got {t}");
-        return new RgbImage(t.ToArray<byte>(), (int)t.size(0), (int)t.size(1));
+        using var cpu = t.cpu();
+        using var packed = cpu.contiguous();
+        return new RgbImage(packed.bytes.ToArray(), (int)t.size(0), (int)t.size(1));
     }
 }
 
-/// <summary>Image files through the OpenCV shim (libtorchsam2_vision).</summary>
-public static unsafe partial class ImageIO
+/// <summary>Image files through OpenCV (OpenCvSharp).</summary>
+public static class ImageIO
 {
-    private const string Lib = "torchsam2_vision";
-
-    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int tsv_image_read(string path, out IntPtr data, out int height, out int width, byte* err, int errlen);
-
-    [LibraryImport(Lib)]
-    private static partial int tsv_image_decode(byte* buf, long len, out IntPtr data, out int height, out int width, byte* err, int errlen);
-
-    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int tsv_image_write(string path, byte* data, int height, int width, int channels, byte* err, int errlen);
-
-    [LibraryImport(Lib)]
-    private static partial void tsv_free(IntPtr p);
-
+    /// <summary>
+    /// Reads an image file as 8-bit RGB: gray and BGRA are expanded / stripped of alpha, 16-bit samples
+    /// are scaled by 1/257, EXIF orientation is not applied (the pixels as stored).
+    /// </summary>
     public static RgbImage Read(string path)
     {
+        ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"image not found: {path}", path);
-        byte* err = stackalloc byte[512];
-        IntPtr data;
-        int h, w, rc;
-        try { rc = tsv_image_read(path, out data, out h, out w, err, 512); }
-        catch (DllNotFoundException e) { throw Missing(e); }
-        if (rc != 0) throw new InvalidDataException(Marshal.PtrToStringUTF8((IntPtr)err) ?? $"cannot read image '{path}'");
-        return Take(data, h, w);
+        try
+        {
+            // IMREAD_UNCHANGED: keeps 16-bit depth for an exact 1/257 scale and leaves EXIF orientation alone.
+            using var img = Cv2.ImRead(path, ImreadModes.Unchanged);
+            if (img.Empty()) throw new InvalidDataException($"cannot read image '{path}' (unreadable or not an image)");
+            return ToRgb(img, $"image '{path}'");
+        }
+        catch (Exception e) when (OpenCvInterop.IsOpenCvError(e))
+        {
+            throw new InvalidDataException($"cannot read image '{path}': {OpenCvInterop.Describe(e)}", e);
+        }
+        catch (Exception e) when (OpenCvInterop.IsMissingNative(e))
+        {
+            throw OpenCvInterop.Missing(e);
+        }
     }
 
-    /// <summary>Decodes an encoded image held in memory.</summary>
+    /// <summary>Decodes an encoded image held in memory (same conversions as <see cref="Read"/>).</summary>
     public static RgbImage Decode(ReadOnlySpan<byte> encoded)
     {
-        byte* err = stackalloc byte[512];
-        fixed (byte* p = encoded)
+        if (encoded.IsEmpty) throw new InvalidDataException("cannot decode image bytes: the buffer is empty");
+        try
         {
-            IntPtr data;
-            int h, w;
-            int rc;
-            try { rc = tsv_image_decode(p, encoded.Length, out data, out h, out w, err, 512); }
-            catch (DllNotFoundException e) { throw Missing(e); }
-            if (rc != 0) throw new InvalidDataException(Marshal.PtrToStringUTF8((IntPtr)err) ?? "cannot decode image");
-            return Take(data, h, w);
+            using var img = Cv2.ImDecode(encoded, ImreadModes.Unchanged);
+            if (img.Empty()) throw new InvalidDataException("cannot decode image bytes");
+            return ToRgb(img, "decoded image");
+        }
+        catch (Exception e) when (OpenCvInterop.IsOpenCvError(e))
+        {
+            throw new InvalidDataException($"cannot decode image: {OpenCvInterop.Describe(e)}", e);
+        }
+        catch (Exception e) when (OpenCvInterop.IsMissingNative(e))
+        {
+            throw OpenCvInterop.Missing(e);
         }
     }
 
     /// <summary>Writes 1 (gray), 3 (RGB) or 4 (RGBA) channel pixels; the extension picks the format.</summary>
-    public static void Write(string path, ReadOnlySpan<byte> pixels, int height, int width, int channels)
+    public static unsafe void Write(string path, ReadOnlySpan<byte> pixels, int height, int width, int channels)
     {
+        ArgumentNullException.ThrowIfNull(path);
         if (pixels.Length != (long)height * width * channels) throw new ArgumentException("pixel buffer does not match the size");
+        if (channels != 1 && channels != 3 && channels != 4) throw new IOException($"cannot write image '{path}': channels must be 1, 3 or 4, got {channels}");
+        if (height <= 0 || width <= 0) throw new IOException($"cannot write image '{path}': size must be positive, got {width}x{height}");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null) Directory.CreateDirectory(dir);
-        byte* err = stackalloc byte[512];
-        fixed (byte* p = pixels)
-        {
-            int rc;
-            try { rc = tsv_image_write(path, p, height, width, channels, err, 512); }
-            catch (DllNotFoundException e) { throw Missing(e); }
-            if (rc != 0) throw new IOException(Marshal.PtrToStringUTF8((IntPtr)err) ?? $"cannot write '{path}'");
-        }
-    }
-
-    private static RgbImage Take(IntPtr data, int h, int w)
-    {
         try
         {
-            var pixels = new byte[(long)h * w * 3];
-            Marshal.Copy(data, pixels, 0, pixels.Length);
-            return new RgbImage(pixels, h, w);
+            bool ok;
+            fixed (byte* p = pixels)
+            {
+                // A header over the caller's buffer (no copy); OpenCV only reads it.
+                using var src = Mat.FromPixelData(height, width, MatType.CV_8UC(channels), (IntPtr)p);
+                if (channels == 1)
+                {
+                    ok = Cv2.ImWrite(path, src);
+                }
+                else
+                {
+                    using var bgr = new Mat();
+                    Cv2.CvtColor(src, bgr, channels == 3 ? ColorConversionCodes.RGB2BGR : ColorConversionCodes.RGBA2BGRA);
+                    ok = Cv2.ImWrite(path, bgr);
+                }
+            }
+            if (!ok) throw new IOException($"cannot write image '{path}'");
         }
-        finally
+        catch (Exception e) when (OpenCvInterop.IsOpenCvError(e))
         {
-            tsv_free(data);
+            throw new IOException($"cannot write image '{path}': {OpenCvInterop.Describe(e)}", e);
+        }
+        catch (Exception e) when (OpenCvInterop.IsMissingNative(e))
+        {
+            throw OpenCvInterop.Missing(e);
         }
     }
 
-    private static Exception Missing(DllNotFoundException e) =>
-        new InvalidOperationException("image I/O needs libtorchsam2_vision, built when OpenCV is installed (apt-get install libopencv-imgcodecs-dev libopencv-videoio-dev); run tools/setup.sh", e);
+    /// <summary>Any decoded image (gray, BGR, BGRA; 8/16-bit or other depth) as packed 8-bit RGB, like the old shim's export_rgb.</summary>
+    private static RgbImage ToRgb(Mat img, string what)
+    {
+        int ch = img.Channels();
+        if (ch != 1 && ch != 3 && ch != 4)
+            throw new InvalidDataException($"cannot read {what}: {ch} channels are not supported (expected gray, BGR or BGRA)");
+        using var rgb = new Mat();
+        if (img.Depth() != MatType.CV_8U)
+        {
+            using var u8 = new Mat();
+            img.ConvertTo(u8, MatType.CV_8U, img.Depth() == MatType.CV_16U ? 1.0 / 257.0 : 1.0);
+            Cv2.CvtColor(u8, rgb, ToRgbCode(ch));
+        }
+        else
+        {
+            Cv2.CvtColor(img, rgb, ToRgbCode(ch));
+        }
+        var pixels = new byte[(long)rgb.Rows * rgb.Cols * 3];
+        OpenCvInterop.CopyPacked(rgb, pixels);
+        return new RgbImage(pixels, rgb.Rows, rgb.Cols);
+    }
+
+    internal static ColorConversionCodes ToRgbCode(int channels) => channels switch
+    {
+        1 => ColorConversionCodes.GRAY2RGB,
+        4 => ColorConversionCodes.BGRA2RGB,
+        _ => ColorConversionCodes.BGR2RGB,
+    };
+}
+
+/// <summary>Small helpers shared by <see cref="ImageIO"/> and <see cref="VideoReader"/>.</summary>
+internal static class OpenCvInterop
+{
+    /// <summary>Copies a packed 8-bit Mat into <paramref name="dst"/> (one block copy when continuous).</summary>
+    public static unsafe void CopyPacked(Mat m, byte[] dst)
+    {
+        long rowBytes = (long)m.Cols * m.ElemSize();
+        if (rowBytes * m.Rows != dst.LongLength) throw new ArgumentException($"a {m.Cols}x{m.Rows} frame does not fill {dst.LongLength} bytes");
+        byte* src = (byte*)m.Data;
+        fixed (byte* d = dst)
+        {
+            if (m.IsContinuous())
+            {
+                Buffer.MemoryCopy(src, d, dst.LongLength, dst.LongLength);
+            }
+            else
+            {
+                long step = m.Step();
+                int rows = m.Rows;
+                for (int r = 0; r < rows; r++) Buffer.MemoryCopy(src + r * step, d + r * rowBytes, rowBytes, rowBytes);
+            }
+        }
+    }
+
+    public static bool IsOpenCvError(Exception e) => e is OpenCVException or OpenCvSharpException;
+
+    /// <summary>OpenCvSharp's native library (libOpenCvSharpExtern) or one of its dependencies could not be loaded.</summary>
+    public static bool IsMissingNative(Exception e) =>
+        e is DllNotFoundException || (e is TypeInitializationException t && t.TypeName?.StartsWith("OpenCvSharp", StringComparison.Ordinal) == true);
+
+    /// <summary>A one-line description of an OpenCV error.</summary>
+    public static string Describe(Exception e)
+    {
+        var msg = e is OpenCVException cv && !string.IsNullOrWhiteSpace(cv.ErrMsg)
+            ? (string.IsNullOrEmpty(cv.FuncName) ? cv.ErrMsg : $"{cv.ErrMsg} (in {cv.FuncName})")
+            : e.Message;
+        return string.Join(' ', msg.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    }
+
+    public static Exception Missing(Exception e) =>
+        new InvalidOperationException(
+            "image and video I/O need OpenCvSharp's native library (libOpenCvSharpExtern): reference the OpenCvSharp4 runtime package for this platform " +
+            "(OpenCvSharp4.official.runtime.linux-x64 on Linux) and, on Debian/Ubuntu, apt-get install libgtk-3-0", e);
 }

@@ -1,6 +1,7 @@
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using TorchSam2.Utils;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.IO;
 

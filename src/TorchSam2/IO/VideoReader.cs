@@ -1,45 +1,31 @@
-using System.Runtime.InteropServices;
+using OpenCvSharp;
 
 namespace TorchSam2.IO;
 
 /// <summary>
 /// Sequential reader of a video file (MP4, AVI, MKV, ... whatever OpenCV's videoio can open)
-/// through the OpenCV shim (libtorchsam2_vision). Frames come out one at a time as RGB, so a
+/// through OpenCvSharp (its bundled FFmpeg backend). Frames come out one at a time as RGB, so a
 /// whole video is never held decoded.
 /// </summary>
-public sealed unsafe partial class VideoReader : IDisposable
+public sealed class VideoReader : IDisposable
 {
-    private const string Lib = "torchsam2_vision";
-
-    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int tsv_video_open(string path, out IntPtr reader, out int height, out int width, out long frame_count, out double fps,
-        byte* err, int errlen);
-
-    [LibraryImport(Lib)]
-    private static partial int tsv_video_read(IntPtr reader, byte* dst, out int got, byte* err, int errlen);
-
-    [LibraryImport(Lib)]
-    private static partial int tsv_video_seek(IntPtr reader, long frame, byte* err, int errlen);
-
-    [LibraryImport(Lib)]
-    private static partial void tsv_video_close(IntPtr reader);
-
     /// <summary>Extensions treated as video files (anything else in a folder is not a video).</summary>
     public static readonly IReadOnlyList<string> VideoExtensions = [".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"];
 
-    private IntPtr _reader;
+    private VideoCapture? _cap;
 
     public string Path { get; }
+    /// <summary>Frame size promised at open: every frame handed out has exactly this size.</summary>
     public int Height { get; }
     public int Width { get; }
     /// <summary>Frame count claimed by the container (may be approximate or 0 for some formats).</summary>
     public long ReportedFrameCount { get; }
     public double Fps { get; }
 
-    private VideoReader(string path, IntPtr reader, int height, int width, long frameCount, double fps)
+    private VideoReader(string path, VideoCapture cap, int height, int width, long frameCount, double fps)
     {
         Path = path;
-        _reader = reader;
+        _cap = cap;
         Height = height;
         Width = width;
         ReportedFrameCount = frameCount;
@@ -54,43 +40,72 @@ public sealed unsafe partial class VideoReader : IDisposable
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"video not found: {path}", path);
-        byte* err = stackalloc byte[512];
-        int rc;
-        IntPtr reader;
-        int h, w;
-        long n;
-        double fps;
-        try { rc = tsv_video_open(path, out reader, out h, out w, out n, out fps, err, 512); }
-        catch (DllNotFoundException e) { throw Missing(e); }
-        if (rc != 0) throw new InvalidDataException(Marshal.PtrToStringUTF8((IntPtr)err) ?? $"cannot open video '{path}'");
-        if (h <= 0 || w <= 0)
+        VideoCapture? cap = null;
+        try
         {
-            tsv_video_close(reader);
-            throw new InvalidDataException($"video '{path}' has no decodable frames (size {w}x{h})");
+            cap = new VideoCapture(path);
+            if (!cap.IsOpened()) throw new InvalidDataException($"cannot open video '{path}'");
+            int h = (int)cap.Get(VideoCaptureProperties.FrameHeight);
+            int w = (int)cap.Get(VideoCaptureProperties.FrameWidth);
+            if (h <= 0 || w <= 0) throw new InvalidDataException($"video '{path}' has no decodable frames (size {w}x{h})");
+            long n = (long)cap.Get(VideoCaptureProperties.FrameCount);
+            double fps = cap.Get(VideoCaptureProperties.Fps);
+            var reader = new VideoReader(path, cap, h, w, n, fps);
+            cap = null;
+            return reader;
         }
-        return new VideoReader(path, reader, h, w, n, fps);
+        catch (Exception e) when (OpenCvInterop.IsOpenCvError(e))
+        {
+            throw new InvalidDataException($"cannot open video '{path}': {OpenCvInterop.Describe(e)}", e);
+        }
+        catch (Exception e) when (OpenCvInterop.IsMissingNative(e))
+        {
+            throw OpenCvInterop.Missing(e);
+        }
+        finally
+        {
+            cap?.Dispose();
+        }
     }
 
     /// <summary>Decodes the next frame; null at the end of the video.</summary>
     public RgbImage? ReadNext()
     {
-        ObjectDisposedException.ThrowIf(_reader == IntPtr.Zero, this);
-        var pixels = new byte[(long)Height * Width * 3];
-        byte* err = stackalloc byte[512];
-        int got, rc;
-        fixed (byte* p = pixels) rc = tsv_video_read(_reader, p, out got, err, 512);
-        if (rc != 0) throw new InvalidDataException(Marshal.PtrToStringUTF8((IntPtr)err) ?? $"cannot decode a frame of '{Path}'");
-        return got == 0 ? null : new RgbImage(pixels, Height, Width);
+        ObjectDisposedException.ThrowIf(_cap is null, this);
+        try
+        {
+            using var frame = new Mat();
+            if (!_cap.Read(frame) || frame.Empty()) return null;
+            using var rgb = new Mat();
+            int ch = frame.Channels();
+            if (frame.Depth() != MatType.CV_8U || (ch != 1 && ch != 3 && ch != 4))
+                throw new InvalidDataException($"cannot decode a frame of '{Path}': unsupported frame format {frame.Type()}");
+            Cv2.CvtColor(frame, rgb, ImageIO.ToRgbCode(ch));
+            // A stream whose frame size changes mid-way still yields frames of the size promised at open.
+            if (rgb.Rows != Height || rgb.Cols != Width)
+                Cv2.Resize(rgb, rgb, new Size(Width, Height), 0, 0, InterpolationFlags.Area);
+            var pixels = new byte[(long)Height * Width * 3];
+            OpenCvInterop.CopyPacked(rgb, pixels);
+            return new RgbImage(pixels, Height, Width);
+        }
+        catch (Exception e) when (OpenCvInterop.IsOpenCvError(e))
+        {
+            throw new InvalidDataException($"cannot decode a frame of '{Path}': {OpenCvInterop.Describe(e)}", e);
+        }
     }
 
     /// <summary>Moves to a frame index (the next <see cref="ReadNext"/> returns it); not exact for every codec.</summary>
     public void Seek(long frame)
     {
-        ObjectDisposedException.ThrowIf(_reader == IntPtr.Zero, this);
+        ObjectDisposedException.ThrowIf(_cap is null, this);
         ArgumentOutOfRangeException.ThrowIfNegative(frame);
-        byte* err = stackalloc byte[512];
-        int rc = tsv_video_seek(_reader, frame, err, 512);
-        if (rc != 0) throw new IOException(Marshal.PtrToStringUTF8((IntPtr)err) ?? $"cannot seek in '{Path}'");
+        bool ok;
+        try { ok = _cap.Set(VideoCaptureProperties.PosFrames, frame); }
+        catch (Exception e) when (OpenCvInterop.IsOpenCvError(e))
+        {
+            throw new IOException($"cannot seek to frame {frame} in '{Path}': {OpenCvInterop.Describe(e)}", e);
+        }
+        if (!ok) throw new IOException($"cannot seek to frame {frame} in '{Path}'");
     }
 
     /// <summary>The remaining frames, decoded one at a time.</summary>
@@ -101,11 +116,7 @@ public sealed unsafe partial class VideoReader : IDisposable
 
     public void Dispose()
     {
-        if (_reader == IntPtr.Zero) return;
-        tsv_video_close(_reader);
-        _reader = IntPtr.Zero;
+        _cap?.Dispose();
+        _cap = null;
     }
-
-    private static Exception Missing(DllNotFoundException e) =>
-        new DllNotFoundException("libtorchsam2_vision (the OpenCV shim) was not found; build native/ (see README) to read videos", e);
 }

@@ -1,9 +1,10 @@
 using TorchSam2.Configs;
 using TorchSam2.Modeling.Backbones;
 using TorchSam2.Modeling.Sam;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling;
 

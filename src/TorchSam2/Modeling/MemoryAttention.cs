@@ -1,6 +1,7 @@
 using TorchSam2.Modeling.Sam;
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling;
 
@@ -15,15 +16,15 @@ public sealed class MemoryAttentionLayer : nn.Module
 {
     public readonly Attention self_attn;
     public readonly Attention cross_attn_image;
-    public readonly nn.Linear linear1;
-    public readonly nn.Dropout dropout;
-    public readonly nn.Linear linear2;
-    public readonly nn.LayerNorm norm1;
-    public readonly nn.LayerNorm norm2;
-    public readonly nn.LayerNorm norm3;
-    public readonly nn.Dropout dropout1;
-    public readonly nn.Dropout dropout2;
-    public readonly nn.Dropout dropout3;
+    public readonly Linear linear1;
+    public readonly Dropout dropout;
+    public readonly Linear linear2;
+    public readonly LayerNorm norm1;
+    public readonly LayerNorm norm2;
+    public readonly LayerNorm norm3;
+    public readonly Dropout dropout1;
+    public readonly Dropout dropout2;
+    public readonly Dropout dropout3;
 
     private readonly Func<Tensor, Tensor> _activation;
 
@@ -36,7 +37,7 @@ public sealed class MemoryAttentionLayer : nn.Module
     public bool pos_enc_at_cross_attn_keys { get; }
 
     public MemoryAttentionLayer(string activation, Attention cross_attention, long d_model, long dim_feedforward, double dropout,
-        bool pos_enc_at_attn, bool pos_enc_at_cross_attn_keys, bool pos_enc_at_cross_attn_queries, Attention self_attention)
+        bool pos_enc_at_attn, bool pos_enc_at_cross_attn_keys, bool pos_enc_at_cross_attn_queries, Attention self_attention) : base(nameof(MemoryAttentionLayer))
     {
         this.d_model = d_model;
         this.dim_feedforward = dim_feedforward;
@@ -44,16 +45,16 @@ public sealed class MemoryAttentionLayer : nn.Module
         self_attn = self_attention;
         cross_attn_image = cross_attention;
 
-        linear1 = new nn.Linear(d_model, dim_feedforward);
-        this.dropout = new nn.Dropout(dropout);
-        linear2 = new nn.Linear(dim_feedforward, d_model);
+        linear1 = nn.Linear(d_model, dim_feedforward);
+        this.dropout = nn.Dropout(dropout);
+        linear2 = nn.Linear(dim_feedforward, d_model);
 
-        norm1 = new nn.LayerNorm(d_model);
-        norm2 = new nn.LayerNorm(d_model);
-        norm3 = new nn.LayerNorm(d_model);
-        dropout1 = new nn.Dropout(dropout);
-        dropout2 = new nn.Dropout(dropout);
-        dropout3 = new nn.Dropout(dropout);
+        norm1 = nn.LayerNorm(d_model);
+        norm2 = nn.LayerNorm(d_model);
+        norm3 = nn.LayerNorm(d_model);
+        dropout1 = nn.Dropout(dropout);
+        dropout2 = nn.Dropout(dropout);
+        dropout3 = nn.Dropout(dropout);
 
         activation_str = activation;
         _activation = Sam2Utils.GetActivation(activation);
@@ -109,8 +110,8 @@ public sealed class MemoryAttentionLayer : nn.Module
 /// </summary>
 public sealed class MemoryAttention : nn.Module
 {
-    public readonly nn.ModuleList<MemoryAttentionLayer> layers;
-    public readonly nn.LayerNorm norm;
+    public readonly ModuleList<MemoryAttentionLayer> layers;
+    public readonly LayerNorm norm;
 
     public long d_model { get; }
     public int num_layers { get; }
@@ -118,12 +119,12 @@ public sealed class MemoryAttention : nn.Module
     public bool batch_first { get; }
 
     /// <param name="layer">Builds one layer; called num_layers times (the reference deep-copies one layer).</param>
-    public MemoryAttention(long d_model, bool pos_enc_at_input, Func<MemoryAttentionLayer> layer, int num_layers, bool batch_first = true)
+    public MemoryAttention(long d_model, bool pos_enc_at_input, Func<MemoryAttentionLayer> layer, int num_layers, bool batch_first = true) : base(nameof(MemoryAttention))
     {
         this.d_model = d_model;
-        layers = new nn.ModuleList<MemoryAttentionLayer>(Enumerable.Range(0, num_layers).Select(_ => layer()));
+        layers = new ModuleList<MemoryAttentionLayer>((Enumerable.Range(0, num_layers).Select(_ => layer())).ToArray());
         this.num_layers = num_layers;
-        norm = new nn.LayerNorm(d_model);
+        norm = nn.LayerNorm(d_model);
         this.pos_enc_at_input = pos_enc_at_input;
         this.batch_first = batch_first;
         RegisterComponents();

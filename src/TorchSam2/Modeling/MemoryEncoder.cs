@@ -1,5 +1,6 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling;
 
@@ -11,32 +12,32 @@ namespace TorchSam2.Modeling;
 /// </summary>
 public sealed class MaskDownSampler : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.Sequential encoder;
+    public readonly Sequential encoder;
 
-    /// <param name="activation">"gelu" (the reference's nn.GELU default) or "relu".</param>
-    public MaskDownSampler(long embed_dim = 256, long kernel_size = 4, long stride = 4, long padding = 0, long total_stride = 16, string activation = "gelu")
+    /// <param name="activation">"gelu" (the reference's GELU default) or "relu".</param>
+    public MaskDownSampler(long embed_dim = 256, long kernel_size = 4, long stride = 4, long padding = 0, long total_stride = 16, string activation = "gelu") : base(nameof(MaskDownSampler))
     {
         int numLayers = (int)Math.Floor(Math.Log2(total_stride) / Math.Log2(stride));
         if ((long)Math.Pow(stride, numLayers) != total_stride)
             throw new ArgumentException($"total_stride {total_stride} is not a power of stride {stride}");
-        encoder = new nn.Sequential();
+        encoder = nn.Sequential();
         long inChans = 1, outChans = 1;
         for (int i = 0; i < numLayers; i++)
         {
             outChans = inChans * stride * stride;
-            encoder.append(new nn.Conv2d(inChans, outChans, kernel_size, stride: stride, padding: padding));
+            encoder.append(nn.Conv2d(inChans, outChans, kernel_size, stride: stride, padding: padding));
             encoder.append(new LayerNorm2d(outChans));
             encoder.append(MakeActivation(activation));
             inChans = outChans;
         }
-        encoder.append(new nn.Conv2d(outChans, embed_dim, 1));
+        encoder.append(nn.Conv2d(outChans, embed_dim, 1));
         RegisterComponents();
     }
 
     private static nn.Module<Tensor, Tensor> MakeActivation(string name) => name switch
     {
-        "gelu" => new nn.GELU(),
-        "relu" => new nn.ReLU(),
+        "gelu" => nn.GELU(),
+        "relu" => nn.ReLU(),
         _ => throw new ArgumentException($"unsupported activation '{name}' (gelu or relu)"),
     };
 
@@ -49,24 +50,24 @@ public sealed class MaskDownSampler : nn.Module<Tensor, Tensor>
 /// </summary>
 public sealed class CXBlock : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.Conv2d dwconv;
+    public readonly Conv2d dwconv;
     public readonly LayerNorm2d norm;
-    public readonly nn.Linear pwconv1;
-    public readonly nn.GELU act;
-    public readonly nn.Linear pwconv2;
+    public readonly Linear pwconv1;
+    public readonly GELU act;
+    public readonly Linear pwconv2;
     public readonly Parameter? gamma;
     public readonly nn.Module<Tensor, Tensor> drop_path;
 
-    public CXBlock(long dim, long kernel_size = 7, long padding = 3, double drop_path = 0.0, double layer_scale_init_value = 1e-6, bool use_dwconv = true)
+    public CXBlock(long dim, long kernel_size = 7, long padding = 3, double drop_path = 0.0, double layer_scale_init_value = 1e-6, bool use_dwconv = true) : base(nameof(CXBlock))
     {
-        dwconv = new nn.Conv2d(dim, dim, kernel_size, padding: padding, groups: use_dwconv ? dim : 1);
+        dwconv = nn.Conv2d(dim, dim, kernel_size, padding: padding, groups: use_dwconv ? dim : 1);
         norm = new LayerNorm2d(dim, eps: 1e-6);
         // 1×1 convolutions written as Linear layers on channels-last tensors.
-        pwconv1 = new nn.Linear(dim, 4 * dim);
-        act = new nn.GELU();
-        pwconv2 = new nn.Linear(4 * dim, dim);
+        pwconv1 = nn.Linear(dim, 4 * dim);
+        act = nn.GELU();
+        pwconv2 = nn.Linear(4 * dim, dim);
         gamma = layer_scale_init_value > 0 ? new Parameter(full([dim], layer_scale_init_value)) : null;
-        this.drop_path = drop_path > 0.0 ? new DropPath(drop_path) : new nn.Identity();
+        this.drop_path = drop_path > 0.0 ? new DropPath(drop_path) : nn.Identity();
         RegisterComponents();
     }
 
@@ -86,18 +87,18 @@ public sealed class CXBlock : nn.Module<Tensor, Tensor>
 public sealed class Fuser : nn.Module<Tensor, Tensor>
 {
     public readonly nn.Module<Tensor, Tensor> proj;
-    public readonly nn.ModuleList<nn.Module<Tensor, Tensor>> layers;
+    public readonly ModuleList<nn.Module<Tensor, Tensor>> layers;
 
     /// <param name="layer">Builds one block; called num_layers times (the reference deep-copies one block).</param>
-    public Fuser(Func<nn.Module<Tensor, Tensor>> layer, int num_layers, long? dim = null, bool input_projection = false)
+    public Fuser(Func<nn.Module<Tensor, Tensor>> layer, int num_layers, long? dim = null, bool input_projection = false) : base(nameof(Fuser))
     {
-        layers = new nn.ModuleList<nn.Module<Tensor, Tensor>>(Enumerable.Range(0, num_layers).Select(_ => layer()));
+        layers = new ModuleList<nn.Module<Tensor, Tensor>>((Enumerable.Range(0, num_layers).Select(_ => layer())).ToArray());
         if (input_projection)
         {
             if (dim is null) throw new ArgumentException("input_projection needs dim");
-            proj = new nn.Conv2d(dim.Value, dim.Value, 1);
+            proj = nn.Conv2d(dim.Value, dim.Value, 1);
         }
-        else proj = new nn.Identity();
+        else proj = nn.Identity();
         RegisterComponents();
     }
 
@@ -117,18 +118,18 @@ public sealed class Fuser : nn.Module<Tensor, Tensor>
 public sealed class MemoryEncoder : nn.Module
 {
     public readonly MaskDownSampler mask_downsampler;
-    public readonly nn.Conv2d pix_feat_proj;
+    public readonly Conv2d pix_feat_proj;
     public readonly Fuser fuser;
     public readonly PositionEmbeddingSine position_encoding;
     public readonly nn.Module<Tensor, Tensor> out_proj;
 
-    public MemoryEncoder(long out_dim, MaskDownSampler mask_downsampler, Fuser fuser, PositionEmbeddingSine position_encoding, long in_dim = 256)
+    public MemoryEncoder(long out_dim, MaskDownSampler mask_downsampler, Fuser fuser, PositionEmbeddingSine position_encoding, long in_dim = 256) : base(nameof(MemoryEncoder))
     {
         this.mask_downsampler = mask_downsampler;
-        pix_feat_proj = new nn.Conv2d(in_dim, in_dim, 1);
+        pix_feat_proj = nn.Conv2d(in_dim, in_dim, 1);
         this.fuser = fuser;
         this.position_encoding = position_encoding;
-        out_proj = out_dim != in_dim ? new nn.Conv2d(in_dim, out_dim, 1) : new nn.Identity();
+        out_proj = out_dim != in_dim ? nn.Conv2d(in_dim, out_dim, 1) : nn.Identity();
         RegisterComponents();
     }
 

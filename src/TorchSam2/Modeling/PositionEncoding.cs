@@ -1,5 +1,6 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling;
 
@@ -13,9 +14,10 @@ public sealed class PositionEmbeddingSine : nn.Module<Tensor, Tensor>
     private readonly double _temperature;
     private readonly bool _normalize;
     private readonly double _scale;
-    private readonly Dictionary<(long, long, Device), Tensor> _cache = new();
+    // Keyed by device type and index: TorchSharp devices have no value equality.
+    private readonly Dictionary<(long, long, DeviceType, int), Tensor> _cache = new();
 
-    public PositionEmbeddingSine(long num_pos_feats, double temperature = 10000, bool normalize = true, double? scale = null)
+    public PositionEmbeddingSine(long num_pos_feats, double temperature = 10000, bool normalize = true, double? scale = null) : base(nameof(PositionEmbeddingSine))
     {
         if (num_pos_feats % 2 != 0) throw new ArgumentException("Expecting even model width");
         if (scale is not null && !normalize) throw new ArgumentException("normalize should be True if scale is passed");
@@ -29,10 +31,11 @@ public sealed class PositionEmbeddingSine : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         long b = x.size(0), h = x.size(-2), w = x.size(-1);
-        var key = (h, w, x.device);
+        var device = x.device;
+        var key = (h, w, device.type, device.index);
         if (!_cache.TryGetValue(key, out var pe))
         {
-            pe = Compute(h, w, x.device);
+            pe = Compute(h, w, device);
             _cache[key] = pe;
         }
         using var scope = NewDisposeScope();
@@ -52,7 +55,7 @@ public sealed class PositionEmbeddingSine : nn.Module<Tensor, Tensor>
             xEmbed = xEmbed / (xEmbed[.., ^1..] + eps) * _scale;
         }
         var dimT = arange(0, _numPosFeats, 1, ScalarType.Float32, device);
-        dimT = Sam2Utils.Pow(_temperature, dimT.div(2.0, "floor") * (2.0 / _numPosFeats));
+        dimT = Sam2Utils.Pow(_temperature, dimT.div(2.0, RoundingMode.floor) * (2.0 / _numPosFeats));
         var posX = xEmbed.unsqueeze(-1) / dimT;
         var posY = yEmbed.unsqueeze(-1) / dimT;
         posX = stack([posX[.., .., TensorIndex.Slice(0, null, 2)].sin(), posX[.., .., TensorIndex.Slice(1, null, 2)].cos()], 3).flatten(2);
@@ -61,10 +64,10 @@ public sealed class PositionEmbeddingSine : nn.Module<Tensor, Tensor>
         return pos.DetachFromDisposeScope();
     }
 
-    public override void Dispose()
+    protected override void Dispose(bool disposing)
     {
         foreach (var t in _cache.Values) t.Dispose();
         _cache.Clear();
-        base.Dispose();
+        base.Dispose(disposing);
     }
 }

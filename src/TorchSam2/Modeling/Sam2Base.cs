@@ -1,9 +1,10 @@
 using TorchSam2.Configs;
 using TorchSam2.Modeling.Backbones;
 using TorchSam2.Modeling.Sam;
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
-using F = TorchSam2.Torch.torch.nn.functional;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace TorchSam2.Modeling;
 
@@ -215,7 +216,7 @@ public class SAM2Base : nn.Module
 
     // ---- submodules and parameters (field names are the state-dict names) --------------------
     public readonly ImageEncoder image_encoder;
-    public readonly nn.Conv2d? mask_downsample;
+    public readonly Conv2d? mask_downsample;
     public readonly MemoryAttention memory_attention;
     public readonly MemoryEncoder memory_encoder;
     public readonly Parameter maskmem_tpos_enc;
@@ -300,7 +301,7 @@ public class SAM2Base : nn.Module
         bool use_mlp_for_obj_ptr_proj = false,
         bool no_obj_embed_spatial = false,
         SamMaskDecoderExtraArgs? sam_mask_decoder_extra_args = null,
-        bool compile_image_encoder = false)
+        bool compile_image_encoder = false) : base(nameof(SAM2Base))
     {
         // Part 1: image backbone. Levels 0-2 feed the decoder in the high-res setting, else only level 2.
         this.image_encoder = image_encoder;
@@ -310,7 +311,7 @@ public class SAM2Base : nn.Module
         this.max_obj_ptrs_in_encoder = max_obj_ptrs_in_encoder;
         if (use_obj_ptrs_in_encoder)
             // brings a mask prompt to the stride-4 low-res logit scale so the decoder can make a pointer from it
-            mask_downsample = new nn.Conv2d(1, 1, kernel_size: 4, stride: 4);
+            mask_downsample = nn.Conv2d(1, 1, kernel_size: 4, stride: 4);
         this.add_tpos_enc_to_obj_ptrs = add_tpos_enc_to_obj_ptrs;
         if (proj_tpos_enc_in_obj_ptrs && !add_tpos_enc_to_obj_ptrs)
             throw new ArgumentException("proj_tpos_enc_in_obj_ptrs requires add_tpos_enc_to_obj_ptrs");
@@ -324,7 +325,7 @@ public class SAM2Base : nn.Module
 
         // Part 3: memory encoder; memories may be compressed along channels by its out projection.
         this.memory_encoder = memory_encoder;
-        mem_dim = memory_encoder.out_proj is nn.Conv2d outProj ? outProj.weight.shape[0] : hidden_dim;
+        mem_dim = memory_encoder.out_proj is Conv2d outProj ? outProj.weight.shape[0] : hidden_dim;
         this.num_maskmem = num_maskmem;
         maskmem_tpos_enc = new Parameter(zeros([num_maskmem, 1, 1, mem_dim]));
         nn.init.trunc_normal_(maskmem_tpos_enc, std: 0.02);
@@ -416,11 +417,11 @@ public class SAM2Base : nn.Module
             // projects SAM output tokens into object pointers
             ptrProj = use_mlp_for_obj_ptr_proj
                 ? new MLP(hidden_dim, hidden_dim, hidden_dim, 3)
-                : new nn.Linear(hidden_dim, hidden_dim);
+                : nn.Linear(hidden_dim, hidden_dim);
         else
-            ptrProj = new nn.Identity();
+            ptrProj = nn.Identity();
         // separate projection of the pointers' temporal encoding, to keep it apart from the spatial one
-        nn.Module<Tensor, Tensor> tposProj = proj_tpos_enc_in_obj_ptrs ? new nn.Linear(hidden_dim, mem_dim) : new nn.Identity();
+        nn.Module<Tensor, Tensor> tposProj = proj_tpos_enc_in_obj_ptrs ? nn.Linear(hidden_dim, mem_dim) : nn.Identity();
         return (promptEncoder, maskDecoder, ptrProj, tposProj);
     }
 
@@ -470,7 +471,7 @@ public class SAM2Base : nn.Module
                 throw new ArgumentException($"mask_inputs must be [B, 1, H, W], got [{string.Join(", ", mask_inputs.shape)}]");
             var (mh, mw) = MaskInputSize();
             if (mask_inputs.size(2) != mh || mask_inputs.size(3) != mw)
-                sam_mask_prompt = F.interpolate(mask_inputs.@float(), size: [mh, mw], mode: "bilinear", align_corners: false,
+                sam_mask_prompt = F.interpolate(mask_inputs.@float(), size: [mh, mw], mode: InterpolationMode.Bilinear, align_corners: false,
                     antialias: true); // antialias for downsampling
             else
                 sam_mask_prompt = mask_inputs;
@@ -497,7 +498,7 @@ public class SAM2Base : nn.Module
 
         // masks may come out in a reduced precision; upsample in fp32
         low_res_multimasks = low_res_multimasks.@float();
-        var high_res_multimasks = F.interpolate(low_res_multimasks, size: [image_size, image_size], mode: "bilinear", align_corners: false);
+        var high_res_multimasks = F.interpolate(low_res_multimasks, size: [image_size, image_size], mode: InterpolationMode.Bilinear, align_corners: false);
 
         var sam_output_token = sam_output_tokens[.., 0];
         Tensor low_res_masks, high_res_masks;
@@ -552,7 +553,7 @@ public class SAM2Base : nn.Module
         var mask_inputs_float = mask_inputs.@float();
         var high_res_masks = mask_inputs_float * out_scale + out_bias;
         var low_res_masks = F.interpolate(high_res_masks, size: [high_res_masks.size(-2) / 4, high_res_masks.size(-1) / 4],
-            mode: "bilinear", align_corners: false, antialias: true); // antialias for downsampling
+            mode: InterpolationMode.Bilinear, align_corners: false, antialias: true); // antialias for downsampling
         // dummy IoU of 1 for a given mask
         var ious = ones([mask_inputs.size(0), 1], ScalarType.Float32, mask_inputs.device);
         Tensor obj_ptr;
@@ -722,9 +723,9 @@ public class SAM2Base : nn.Module
                 if (prev.maskmem_features is null || prev.maskmem_pos_enc is null)
                     throw new InvalidOperationException("a memory frame output lacks maskmem_features / maskmem_pos_enc");
                 // memories may be stored offloaded and/or in bf16: bring them back to the compute device and dtype
-                var feats = prev.maskmem_features.to(dev, featDtype);
+                var feats = prev.maskmem_features.to(featDtype, dev);
                 to_cat_memory.Add(feats.flatten(2).permute(2, 0, 1));
-                var maskmem_enc = prev.maskmem_pos_enc[^1].to(dev, featDtype).flatten(2).permute(2, 0, 1);
+                var maskmem_enc = prev.maskmem_pos_enc[^1].to(featDtype, dev).flatten(2).permute(2, 0, 1);
                 // temporal encoding
                 maskmem_enc = maskmem_enc + maskmem_tpos_enc[num_maskmem - t_pos - 1];
                 to_cat_memory_pos_embed.Add(maskmem_enc);
@@ -755,7 +756,7 @@ public class SAM2Base : nn.Module
                 {
                     var pos_list = pos_and_ptrs.Select(x => x.pos).ToList();
                     // [ptr_seq_len, B, C]
-                    var obj_ptrs = stack(pos_and_ptrs.Select(x => x.ptr.to(dev, featDtype)).ToArray(), 0);
+                    var obj_ptrs = stack(pos_and_ptrs.Select(x => x.ptr.to(featDtype, dev)).ToArray(), 0);
                     // temporal encoding by distance to the current frame, normalized by the max pointer count
                     var obj_pos = _get_tpos_enc(pos_list, dev, max_abs_pos: max_obj_ptrs, dummy: !add_tpos_enc_to_obj_ptrs);
                     obj_pos = obj_pos.unsqueeze(1).expand(-1, B, mem_dim);

@@ -1,5 +1,6 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling;
 
@@ -8,12 +9,12 @@ namespace TorchSam2.Modeling;
 /// <summary>A stack of Linear layers with an activation between them (layers.0, layers.1, ...).</summary>
 public sealed class MLP : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.ModuleList<nn.Linear> layers;
+    public readonly ModuleList<Linear> layers;
     private readonly int _numLayers;
     private readonly bool _sigmoidOutput;
     private readonly Func<Tensor, Tensor> _act;
 
-    public MLP(long input_dim, long hidden_dim, long output_dim, int num_layers, string activation = "relu", bool sigmoid_output = false)
+    public MLP(long input_dim, long hidden_dim, long output_dim, int num_layers, string activation = "relu", bool sigmoid_output = false) : base(nameof(MLP))
     {
         _numLayers = num_layers;
         _sigmoidOutput = sigmoid_output;
@@ -21,7 +22,7 @@ public sealed class MLP : nn.Module<Tensor, Tensor>
         var dims = new List<long> { input_dim };
         for (int i = 0; i < num_layers - 1; i++) dims.Add(hidden_dim);
         var outs = dims.Skip(1).Append(output_dim).ToList();
-        layers = new nn.ModuleList<nn.Linear>(dims.Zip(outs, (n, k) => new nn.Linear(n, k)));
+        layers = new ModuleList<Linear>((dims.Zip(outs, (n, k) => nn.Linear(n, k))).ToArray());
         RegisterComponents();
     }
 
@@ -42,7 +43,7 @@ public sealed class LayerNorm2d : nn.Module<Tensor, Tensor>
     public readonly Parameter bias;
     private readonly double _eps;
 
-    public LayerNorm2d(long num_channels, double eps = 1e-6)
+    public LayerNorm2d(long num_channels, double eps = 1e-6) : base(nameof(LayerNorm2d))
     {
         weight = new Parameter(ones([num_channels]));
         bias = new Parameter(zeros([num_channels]));
@@ -56,11 +57,11 @@ public sealed class LayerNorm2d : nn.Module<Tensor, Tensor>
         // x is N×C×H×W (64 prompts × 64 × 128² in an automatic-mask batch: 268 MB): each full-size temporary is
         // freed once used, so at most three exist at a time, as with Python's refcounting
         Tensor y;
-        using (var u = x.mean(1, keepdim: true))
+        using (var u = x.mean(new long[] { 1 }, keepdim: true))
         using (var d = x - u)
         {
             Tensor s;
-            using (var sq = d.pow(2)) s = sq.mean(1, keepdim: true);
+            using (var sq = d.pow(2)) s = sq.mean(new long[] { 1 }, keepdim: true);
             using (s)
             using (var den = (s + _eps).sqrt())
                 y = d / den;
@@ -72,7 +73,7 @@ public sealed class LayerNorm2d : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Stochastic depth: drops whole residual branches per sample while training.</summary>
-public sealed class DropPath(double drop_prob = 0.0, bool scale_by_keep = true) : nn.Module<Tensor, Tensor>
+public sealed class DropPath(double drop_prob = 0.0, bool scale_by_keep = true) : nn.Module<Tensor, Tensor>(nameof(DropPath))
 {
     public override Tensor forward(Tensor x)
     {
@@ -103,13 +104,34 @@ public static class Sam2Utils
         using var scope = NewDisposeScope();
         long peDim = dim / 2;
         var dimT = arange(0, peDim, 1, ScalarType.Float32, pos_inds.device);
-        dimT = Pow(temperature, dimT.div(2.0, "floor") * (2.0 / peDim));
+        dimT = Pow(temperature, dimT.div(2.0, RoundingMode.floor) * (2.0 / peDim));
         var pe = pos_inds.unsqueeze(-1) / dimT;
         return cat([pe.sin(), pe.cos()], -1).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// a.matmul(b) with the shapes checked first: TorchSharp 0.107's THSTensor_matmul (alone among its entry points)
+    /// lets libtorch's C++ exception escape, which terminates the process instead of raising an exception.
+    /// </summary>
+    internal static Tensor MatMul(Tensor a, Tensor b)
+    {
+        var sa = a.shape;
+        var sb = b.shape;
+        bool ok = sa.Length >= 1 && sb.Length >= 1 && sa[^1] == (sb.Length == 1 ? sb[0] : sb[^2]);
+        for (int i = 3; ok && i <= Math.Min(sa.Length, sb.Length); i++)
+            ok = sa[^i] == sb[^i] || sa[^i] == 1 || sb[^i] == 1;
+        if (!ok)
+            throw new TorchValueException($"matmul: shapes [{string.Join(", ", sa)}] and [{string.Join(", ", sb)}] cannot be multiplied");
+        return a.matmul(b);
+    }
+
     /// <summary>temperature ** t, elementwise.</summary>
-    internal static Tensor Pow(double @base, Tensor exponent) => TorchSam2.Torch.Native.Op.Call("aten::pow.Scalar", @base, exponent);
+    internal static Tensor Pow(double @base, Tensor exponent)
+    {
+        // TorchSharp has no pow(Scalar, Tensor); a 0-dim base tensor takes the exponent's dtype, as pow.Scalar does.
+        using var b = tensor(@base, exponent.dtype, exponent.device);
+        return b.pow(exponent);
+    }
 
     /// <summary>
     /// Picks at most max_cond_frame_num conditioning frames closest to frame_idx (the nearest

@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 
 namespace TorchSam2.Parity;
 
@@ -55,7 +57,7 @@ public sealed class ParityCase
     {
         var file = SafeTensors.Read(path);
         var dict = new Dictionary<string, Tensor>();
-        foreach (var (k, r) in file.Tensors) dict[k] = Tensor.FromBytes(r.Data, r.DType, r.Shape).DetachFromDisposeScope();
+        foreach (var (k, r) in file.Tensors) dict[k] = TensorData.FromBytes(r.Data, r.DType, r.Shape).DetachFromDisposeScope();
         return dict;
     }
 }

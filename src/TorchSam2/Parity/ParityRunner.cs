@@ -4,8 +4,9 @@ using TorchSam2.Configs;
 using TorchSam2.Modeling;
 using TorchSam2.Modeling.Backbones;
 using TorchSam2.Modeling.Sam;
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Parity;
 
@@ -91,7 +92,7 @@ public sealed class ParityRunner
             return;
         }
         using var scope = NewDisposeScope();
-        var a = actual.to(Device.CPU, ScalarType.Float32);
+        var a = actual.to(ScalarType.Float32, CPU);
         var ef = e.to(ScalarType.Float32);
         if (!a.shape.SequenceEqual(ef.shape))
         {
@@ -99,18 +100,18 @@ public sealed class ParityRunner
             return;
         }
         var err = (a - ef).abs();
-        double maxErr = ef.numel() == 0 ? 0 : err.max().item<double>();
+        double maxErr = ef.numel() == 0 ? 0 : err.max().ToDouble();
         var tol = _case.Tolerance;
         var bad = err > (ef.abs() * tol.Rtol + tol.Atol);
-        long nBad = bad.sum().item<long>();
-        bool finite = a.isfinite().all().item<bool>() || !ef.isfinite().all().item<bool>();
+        long nBad = bad.sum().ToInt64();
+        bool finite = a.isfinite().all().ToBoolean() || !ef.isfinite().all().ToBoolean();
         double? agreement = null;
         bool ok = nBad == 0 && finite;
         string? problem = nBad > 0 ? $"{nBad} of {ef.numel()} elements outside tolerance" : finite ? null : "non-finite values";
         var leaf = kindName ?? expectedName.Split('.')[^1];
         if (MaskNames.Contains(leaf))
         {
-            agreement = ef.numel() == 0 ? 1.0 : (a > 0).eq(ef > 0).to(ScalarType.Float32).mean().item<double>();
+            agreement = ef.numel() == 0 ? 1.0 : (a > 0).eq(ef > 0).to(ScalarType.Float32).mean().ToDouble();
             // Mask logits pass on agreement; elementwise error is reported but near-zero logits may flip.
             bool agreeOk = agreement >= tol.MaskAgreement;
             ok = agreeOk && finite && nBad == 0;

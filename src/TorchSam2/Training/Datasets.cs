@@ -1,10 +1,11 @@
 using System.Globalization;
 using System.Text.Json;
 using TorchSam2.IO;
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using TorchSam2.Utils;
-using static TorchSam2.Torch.torch;
-using F = TorchSam2.Torch.torch.nn.functional;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace TorchSam2.Training;
 
@@ -307,7 +308,7 @@ public static class SampleTransforms
         using var _ = inference_mode();
         var t = img.ToTensor().permute(2, 0, 1).to(ScalarType.Float32) / 255.0;
         if (img.Height != size || img.Width != size)
-            t = F.interpolate(t.unsqueeze(0), size: [size, size], mode: "bilinear", align_corners: false, antialias: true).squeeze(0);
+            t = F.interpolate(t.unsqueeze(0), size: [size, size], mode: InterpolationMode.Bilinear, align_corners: false, antialias: true).squeeze(0);
         return t.clamp(0.0, 1.0).permute(1, 2, 0).contiguous().ToArray<float>();
     }
 

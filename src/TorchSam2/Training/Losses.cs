@@ -1,6 +1,7 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
-using F = TorchSam2.Torch.torch.nn.functional;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace TorchSam2.Training;
 
@@ -22,15 +23,15 @@ public static class Losses
             if (p.dim() != 4 || targets.dim() != 4) throw new ArgumentException("multimask dice needs [N, M, H, W] inputs and targets");
             var pf = p.flatten(2);
             var tf = targets.flatten(2);
-            num = (pf * tf).sum(-1) * 2.0;
-            den = pf.sum(-1) + tf.sum(-1);
+            num = (pf * tf).sum(new long[] { -1 }) * 2.0;
+            den = pf.sum(new long[] { -1 }) + tf.sum(new long[] { -1 });
         }
         else
         {
             var pf = p.flatten(1);
             var tf = targets.flatten(1);
-            num = (pf * tf).sum(1) * 2.0;
-            den = pf.sum(-1) + tf.sum(-1);
+            num = (pf * tf).sum(new long[] { 1 }) * 2.0;
+            den = pf.sum(new long[] { -1 }) + tf.sum(new long[] { -1 });
         }
         var loss = 1.0 - (num + 1.0) / (den + 1.0);
         var result = lossOnMultimask ? loss / numObjects : loss.sum() / numObjects;
@@ -45,7 +46,7 @@ public static class Losses
     {
         using var scope = NewDisposeScope();
         var prob = inputs.sigmoid();
-        var ce = F.binary_cross_entropy_with_logits(inputs, targets, reduction: "none");
+        var ce = F.binary_cross_entropy_with_logits(inputs, targets, reduction: nn.Reduction.None);
         var pT = prob * targets + (1.0 - prob) * (1.0 - targets);
         var loss = gamma == 0 ? ce : ce * (1.0 - pT).pow(gamma);
         if (alpha >= 0)
@@ -57,9 +58,9 @@ public static class Losses
         if (lossOnMultimask)
         {
             if (loss.dim() != 4) throw new ArgumentException("multimask focal loss needs [N, M, H, W] inputs");
-            result = loss.flatten(2).mean(-1) / numObjects;
+            result = loss.flatten(2).mean(new long[] { -1 }) / numObjects;
         }
-        else result = loss.mean(1).sum() / numObjects;
+        else result = loss.mean(new long[] { 1 }).sum() / numObjects;
         return result.MoveToOuterDisposeScope();
     }
 
@@ -73,10 +74,10 @@ public static class Losses
         using var scope = NewDisposeScope();
         var predMask = inputs.flatten(2) > 0;
         var gtMask = targets.flatten(2) > 0;
-        var areaI = (predMask & gtMask).sum(-1).@float();
-        var areaU = (predMask | gtMask).sum(-1).@float();
+        var areaI = (predMask & gtMask).sum(new long[] { -1 }).@float();
+        var areaU = (predMask | gtMask).sum(new long[] { -1 }).@float();
         var actual = areaI / areaU.clamp(min: 1.0);
-        var loss = useL1Loss ? F.l1_loss(predIous, actual, reduction: "none") : F.mse_loss(predIous, actual, reduction: "none");
+        var loss = useL1Loss ? F.l1_loss(predIous, actual, reduction: nn.Reduction.None) : F.mse_loss(predIous, actual, reduction: nn.Reduction.None);
         var result = lossOnMultimask ? loss / numObjects : loss.sum() / numObjects;
         return result.MoveToOuterDisposeScope();
     }
@@ -184,7 +185,7 @@ public sealed class MultiStepMultiMasksAndIous
             var batch = arange(combo.size(0), ScalarType.Int64, combo.device);
             lossMask = lossMultimask.index(batch, best).unsqueeze(1);
             lossDice = lossMultidice.index(batch, best).unsqueeze(1);
-            lossIou = SuperviseAllIou ? lossMultiiou.mean(-1).unsqueeze(1) : lossMultiiou.index(batch, best).unsqueeze(1);
+            lossIou = SuperviseAllIou ? lossMultiiou.mean(new long[] { -1 }).unsqueeze(1) : lossMultiiou.index(batch, best).unsqueeze(1);
         }
         else
         {

@@ -1,6 +1,7 @@
 using TorchSam2.Modeling;
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Training;
 
@@ -44,7 +45,7 @@ public static class PromptSimulation
                 coords[(i * k + j) * 2 + 1] = pts[i][j].y;
                 labels[i * k + j] = pts[i][j].label;
             }
-        return new PointInputs(tensor(coords, [n, k, 2], device), tensor(labels, [n, k], device));
+        return new PointInputs(tensor(coords, new long[] { n, k, 2 }, device: device), tensor(labels, new long[] { n, k }, device: device));
     }
 
     /// <summary>
@@ -299,7 +300,7 @@ public static class InteractiveForward
                     bool[][] pred;
                     using (no_grad())
                     using (var bin = highResMask! > 0)
-                    using (var cpu = bin.to(Device.CPU))
+                    using (var cpu = bin.to(CPU))
                     {
                         var flat = cpu.contiguous().ToArray<bool>();
                         pred = new bool[N][];

@@ -2,9 +2,10 @@ using System.Diagnostics;
 using System.Text.Json;
 using TorchSam2.Modeling;
 using TorchSam2.Modeling.Backbones;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Training;
 
@@ -31,8 +32,11 @@ public sealed record TrainerOptions
     public double GradClip { get; init; } = 0.1;
     public bool FreezeImageEncoder { get; init; }
     public bool FreezePromptEncoder { get; init; }
-    /// <summary>bf16 autocast on CUDA (amp_dtype bfloat16 upstream); ignored on the CPU.</summary>
-    public bool Bf16Autocast { get; init; } = true;
+    /// <summary>
+    /// bf16 autocast on CUDA (amp_dtype bfloat16 upstream). TorchSharp 0.107 exposes no autocast, so asking for it
+    /// on CUDA is refused with a clear error; training runs in fp32. Ignored on the CPU.
+    /// </summary>
+    public bool Bf16Autocast { get; init; }
     public int Seed { get; init; } = 0;
     /// <summary>Objects sampled per image (max_num_objects).</summary>
     public int MaxObjectsPerImage { get; init; } = 3;
@@ -68,10 +72,7 @@ public sealed class Sam2Trainer : IDisposable
     private readonly ISegmentationDataset? _val;
     private readonly Device _device;
     private readonly List<(string name, Parameter p, bool vision, double lrScale)> _trainable = new();
-    private readonly optim.AdamW _optim;
-    private readonly List<optim.ParamGroup> _groups = new();
-    private readonly Dictionary<optim.ParamGroup, (bool vision, double lrScale)> _groupLr = new(ReferenceEqualityComparer.Instance);
-    private readonly List<string> _orderedNames = new();
+    private readonly GroupedAdamW _optim;
 
     public TrainerOptions Options { get; }
     public SAM2Base Model => _model;
@@ -93,26 +94,28 @@ public sealed class Sam2Trainer : IDisposable
         MicroBatchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
         StepsPerEpoch = (MicroBatchesPerEpoch + options.Accumulate - 1) / options.Accumulate;
 
-        if (options.FreezeImageEncoder) model.image_encoder.requires_grad_(false);
-        if (options.FreezePromptEncoder) model.sam_prompt_encoder.requires_grad_(false);
-        _optim = new optim.AdamW(BuildParamGroups());
+        if (options.Bf16Autocast && _device.type == DeviceType.CUDA)
+            throw new NotSupportedException("bf16 autocast is not available: TorchSharp 0.107 exposes no torch.autocast; train in fp32 (leave Bf16Autocast off)");
+        if (options.FreezeImageEncoder) foreach (var p in model.image_encoder.parameters()) p.requires_grad = false;
+        if (options.FreezePromptEncoder) foreach (var p in model.sam_prompt_encoder.parameters()) p.requires_grad = false;
+        _optim = new GroupedAdamW(BuildParamGroups());
     }
 
     // ---- optimizer param groups ------------------------------------------------------------------
 
-    private List<optim.ParamGroup> BuildParamGroups()
+    private List<GroupedAdamW.Group> BuildParamGroups()
     {
         var o = Options;
-        // parameters of torch.nn.LayerNorm modules get no weight decay (module_cls_names upstream)
+        // parameters of torch.LayerNorm modules get no weight decay (module_cls_names upstream)
         var layerNormParams = new HashSet<string>();
         foreach (var (mname, m) in _model.named_modules())
-            if (m is nn.LayerNorm)
+            if (m is LayerNorm)
                 foreach (var (pname, _) in m.named_parameters(recurse: false))
                     layerNormParams.Add(mname.Length == 0 ? pname : mname + "." + pname);
 
         int numBlocks = _model.image_encoder.trunk.blocks.Count;
         int numLayers = numBlocks + 1; // layer_decay_param_modifier's get_num_layers() + 1
-        var byKey = new SortedDictionary<string, optim.ParamGroup>(StringComparer.Ordinal);
+        var byKey = new SortedDictionary<string, (bool vision, double scale, double wd, List<(string, Parameter)> ps)>(StringComparer.Ordinal);
         // sorted names as upstream, so the grouping (and the checkpoint order) is deterministic
         foreach (var (name, p) in _model.named_parameters().OrderBy(x => x.name, StringComparer.Ordinal))
         {
@@ -130,18 +133,14 @@ public sealed class Sam2Trainer : IDisposable
             string key = $"{(vision ? "v" : "b")}|{scale:R}|{wd:R}";
             if (!byKey.TryGetValue(key, out var g))
             {
-                g = new optim.ParamGroup([]) { WeightDecay = wd, LrScale = scale, Name = key, Beta1 = 0.9, Beta2 = 0.999, Eps = 1e-8 };
+                g = (vision, scale, wd, new List<(string, Parameter)>());
                 byKey[key] = g;
-                _groupLr[g] = (vision, scale);
             }
-            g.Parameters.Add(p);
+            g.ps.Add((name, p));
             _trainable.Add((name, p, vision, scale));
         }
-        _groups.AddRange(byKey.Values);
-        var nameOf = _trainable.ToDictionary(t => (object)t.p, t => t.name, ReferenceEqualityComparer.Instance);
-        foreach (var g in _groups) foreach (var p in g.Parameters) _orderedNames.Add(nameOf[p]);
         if (_trainable.Count == 0) throw new InvalidOperationException("nothing to train: every parameter is frozen");
-        return _groups;
+        return byKey.Select(kv => new GroupedAdamW.Group(kv.Key, kv.Value.vision, kv.Value.scale, kv.Value.wd, kv.Value.ps)).ToList();
     }
 
     /// <summary>Hiera.get_layer_id: pos_embed/patch_embed 0, blocks.i → i + 1, anything else num_blocks + 1.</summary>
@@ -172,7 +171,7 @@ public sealed class Sam2Trainer : IDisposable
 
     /// <summary>Parameter groups: (name, trainable parameter count, lr scale, weight decay).</summary>
     public IEnumerable<(string group, long count, double lrScale, double weightDecay)> Groups() =>
-        _groups.Select(g => (g.Name, g.Parameters.Sum(p => p.numel()), g.LrScale, g.WeightDecay));
+        _optim.Groups.Select(g => (g.Name, g.Parameters.Sum(x => x.p.numel()), g.LrScale, g.WeightDecay));
 
     // ---- seeding --------------------------------------------------------------------------------
 
@@ -251,24 +250,20 @@ public sealed class Sam2Trainer : IDisposable
         {
             long globalMicro = (long)epoch * MicroBatchesPerEpoch + micro;
             var rng = RandomFor(o.Seed, 2, globalMicro);
-            manual_seed(Mix(o.Seed, 3, globalMicro));
+            manual_seed(unchecked((long)Mix(o.Seed, 3, globalMicro)));
             var idx = BatchIndices(epoch, micro);
             using var scope = NewDisposeScope();
             using var terms = microLoss(idx, rng);
             if (terms is null) continue;
             var scaled = terms.Core / microList.Count;
             scaled.backward();
-            lossSum += terms.Core.item<float>();
-            lm += terms.Mask.item<float>(); ld += terms.Dice.item<float>(); li += terms.Iou.item<float>(); lc += terms.Class.item<float>();
+            lossSum += terms.Core.ToSingle();
+            lm += terms.Mask.ToSingle(); ld += terms.Dice.ToSingle(); li += terms.Iou.ToSingle(); lc += terms.Class.ToSingle();
             micros++;
         }
         double gradNorm = o.GradClip > 0 ? nn.utils.clip_grad_norm_(_trainable.Select(t => t.p), o.GradClip) : double.NaN;
         double factor = LrFactor(step);
-        foreach (var g in _groups)
-        {
-            var (vision, scale) = _groupLr[g];
-            g.LearningRate = o.Lr * factor * (vision ? o.VisionLrScale : 1.0) * scale;
-        }
+        _optim.SetLearningRate(o.Lr * factor, o.VisionLrScale);
         _optim.step();
         _optim.zero_grad();
         Step++;
@@ -293,14 +288,13 @@ public sealed class Sam2Trainer : IDisposable
             foreach (var m in samples[i].Masks) { gts.Add(m); objImg.Add(i); }
         if (gts.Count == 0) return null;
         using var scope = NewDisposeScope();
-        using var ac = _device.Type == DeviceType.CUDA && Options.Bf16Autocast ? autocast(DeviceType.CUDA, ScalarType.BFloat16) : null;
         var (pix, highRes) = ImageFeatures(samples);
-        var objIdx = tensor(objImg.ToArray(), [objImg.Count], _device);
+        var objIdx = tensor(objImg.ToArray(), new long[] { objImg.Count }, device: _device);
         var pixObj = pix.index_select(0, objIdx);
         var highObj = highRes.Select(h => h.index_select(0, objIdx)).ToList();
         var gtFlat = new bool[gts.Count * S * S];
         for (int i = 0; i < gts.Count; i++) gts[i].CopyTo(gtFlat, i * S * S);
-        var gtT = tensor(gtFlat, [gts.Count, 1, S, S], _device).@float();
+        var gtT = tensor(gtFlat, new long[] { gts.Count, 1, S, S }, device: _device).@float();
         using var outs = InteractiveForward.Run(_model, pixObj, highObj.Count > 0 ? highObj : null, gts, gtT, prompts, rng);
         var terms = Options.Loss.Forward(outs.MultimasksHighRes, outs.Ious, outs.ObjectScoreLogits, gtT.squeeze(1), gts.Count);
         return terms.MoveToOuterDisposeScope();
@@ -313,7 +307,7 @@ public sealed class Sam2Trainer : IDisposable
         int S = _model.image_size;
         var flat = new float[samples.Count * 3 * S * S];
         for (int i = 0; i < samples.Count; i++) samples[i].Image.CopyTo(flat, i * 3 * S * S);
-        var img = tensor(flat, [samples.Count, 3, S, S], _device);
+        var img = tensor(flat, new long[] { samples.Count, 3, S, S }, device: _device);
         var bo = EncodeImages(img);
         var (_, feats, _, sizes) = _model._prepare_backbone_features(bo);
         long B = samples.Count;
@@ -391,10 +385,10 @@ public sealed class Sam2Trainer : IDisposable
         int S = _model.image_size, N = gts.Count, k = prompts[0].Length;
         var coords = prompts.SelectMany(p => p.SelectMany(q => new[] { q.x, q.y })).ToArray();
         var labels = prompts.SelectMany(p => p.Select(q => q.label)).ToArray();
-        using var pin = new PointInputs(tensor(coords, [N, k, 2], _device), tensor(labels, [N, k], _device));
+        using var pin = new PointInputs(tensor(coords, new long[] { N, k, 2 }, device: _device), tensor(labels, new long[] { N, k }, device: _device));
         using var heads = _model._forward_sam_heads(pix, pin, null, high.Count > 0 ? high : null, InteractiveForward.UseMultimask(_model, k));
         using var bin = heads.high_res_masks > 0;
-        using var cpu = bin.to(Device.CPU).contiguous();
+        using var cpu = bin.to(CPU).contiguous();
         var pred = cpu.ToArray<bool>();
         var result = new double[N];
         for (int i = 0; i < N; i++)
@@ -421,7 +415,7 @@ public sealed class Sam2Trainer : IDisposable
         var d = new Dictionary<string, TensorRecord>();
         foreach (var (k, t) in model.state_dict())
         {
-            using var c = t.detach().to(Device.CPU).contiguous();
+            using var c = t.detach().to(CPU).contiguous();
             d[k] = new TensorRecord(c.dtype, c.shape, c.ToBytes());
         }
         return d;
@@ -450,13 +444,13 @@ public sealed class Sam2Trainer : IDisposable
         Directory.CreateDirectory(dir);
         ExportWeights(_model, Path.Combine(dir, "model.safetensors"));
         var opt = new Dictionary<string, TensorRecord>();
-        foreach (var (index, a, b) in _optim.StateTensors())
+        foreach (var (name, step, a, b) in _optim.State())
         {
-            string name = _orderedNames[index];
-            using var ca = a.to(Device.CPU).contiguous();
-            using var cb = b.to(Device.CPU).contiguous();
-            opt["exp_avg." + name] = new TensorRecord(ca.dtype, ca.shape, ca.ToBytes());
-            opt["exp_avg_sq." + name] = new TensorRecord(cb.dtype, cb.shape, cb.ToBytes());
+            using var ca = a.cpu().contiguous();
+            using var cb = b.cpu().contiguous();
+            opt["exp_avg." + name] = new TensorRecord(ca.dtype, ca.shape, ca.bytes.ToArray());
+            opt["exp_avg_sq." + name] = new TensorRecord(cb.dtype, cb.shape, cb.bytes.ToArray());
+            opt["step." + name] = TensorRecord.Create(ScalarType.Int64, [], [step]);
         }
         var meta = new Dictionary<string, string> { ["optimizer_step_count"] = _optim.StepCount.ToString() };
         SafeTensors.Write(Path.Combine(dir, "optimizer.safetensors.tmp"), opt, meta);
@@ -478,23 +472,24 @@ public sealed class Sam2Trainer : IDisposable
                                                 $"this run has seed {Options.Seed}, batch {Options.BatchSize}, accumulate {Options.Accumulate}, {_train.Count} images");
         BuildSam.load_checkpoint(_model, Path.Combine(dir, "model.safetensors"));
         var file = SafeTensors.Read(Path.Combine(dir, "optimizer.safetensors"));
-        var index = _orderedNames.Select((n, i) => (n, i)).ToDictionary(x => x.n, x => x.i);
-        var list = new List<(int, Tensor, Tensor)>();
+        var loaded = new Dictionary<string, (long, Tensor, Tensor)>();
         try
         {
             foreach (var (key, rec) in file.Tensors)
             {
                 if (!key.StartsWith("exp_avg.", StringComparison.Ordinal)) continue;
                 string name = key["exp_avg.".Length..];
-                if (!index.TryGetValue(name, out int i)) throw new InvalidDataException($"optimizer state for unknown or frozen parameter {name}");
-                var sq = file.Tensors["exp_avg_sq." + name];
-                list.Add((i, Tensor.FromBytes(rec.Data, rec.DType, rec.Shape).DetachFromDisposeScope(), Tensor.FromBytes(sq.Data, sq.DType, sq.Shape).DetachFromDisposeScope()));
+                if (!file.Tensors.TryGetValue("exp_avg_sq." + name, out var sq) || !file.Tensors.TryGetValue("step." + name, out var stepRec))
+                    throw new InvalidDataException($"optimizer.safetensors lacks exp_avg_sq or step for {name}");
+                if (stepRec.DType != ScalarType.Int64 || stepRec.Data.Length != 8) throw new InvalidDataException($"bad step for {name}");
+                loaded[name] = (BitConverter.ToInt64(stepRec.Data),
+                                rec.ToTensor().DetachFromDisposeScope(), sq.ToTensor().DetachFromDisposeScope());
             }
-            _optim.LoadState(state.OptimizerStepCount, list);
+            _optim.LoadState(state.OptimizerStepCount, loaded);
         }
         finally
         {
-            foreach (var (_, a, b) in list) { a.Dispose(); b.Dispose(); }
+            foreach (var (_, a, b) in loaded.Values) { a.Dispose(); b.Dispose(); }
         }
         Step = state.Step;
     }

@@ -1,8 +1,9 @@
 using TorchSam2.IO;
 using TorchSam2.Modeling;
 using TorchSam2.Modeling.Backbones;
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Training;
 
@@ -374,7 +375,6 @@ public sealed class VideoClipTrainer : IDisposable
         int N = clips.Sum(c => c.NumObjects);
         if (N == 0) return null;
         using var scope = NewDisposeScope();
-        using var ac = _device.Type == DeviceType.CUDA && Options.Bf16Autocast ? autocast(DeviceType.CUDA, ScalarType.BFloat16) : null;
         var (frames, gtT) = ForwardTracking(clips, rng, prompts);
         Tensor lm = zeros([], ScalarType.Float32, _device), ld = lm, li = lm, lc = lm, core = lm;
         for (int t = 0; t < frames.Count; t++)
@@ -405,7 +405,7 @@ public sealed class VideoClipTrainer : IDisposable
         var flat = new float[clips.Count * T * 3 * S * S];
         for (int c = 0; c < clips.Count; c++)
             for (int t = 0; t < T; t++) clips[c].Frames[t].CopyTo(flat, (c * T + t) * 3 * S * S);
-        var img = tensor(flat, [clips.Count * T, 3, S, S], _device);
+        var img = tensor(flat, new long[] { clips.Count * T, 3, S, S }, device: _device);
         var bo = Inner.EncodeImages(img);
         var (_, feats, pos, sizes) = _model._prepare_backbone_features(bo);
 
@@ -419,7 +419,7 @@ public sealed class VideoClipTrainer : IDisposable
             gtCpu.Add(g);
             var gf = new bool[N * S * S];
             for (int i = 0; i < N; i++) g[i].CopyTo(gf, i * S * S);
-            gtT.Add(tensor(gf, [N, 1, S, S], _device).@float());
+            gtT.Add(tensor(gf, new long[] { N, 1, S, S }, device: _device).@float());
         }
 
         var plan = PlanPrompts(T, p, rng);
@@ -442,7 +442,7 @@ public sealed class VideoClipTrainer : IDisposable
         var results = new VideoFrameOutputs[T];
         foreach (int t in order)
         {
-            var idx = tensor(objClip.Select(c => (long)(c * T + t)).ToArray(), [N], _device);
+            var idx = tensor(objClip.Select(c => (long)(c * T + t)).ToArray(), new long[] { N }, device: _device);
             var curFeats = feats.Select(x => x.index_select(1, idx)).ToList();
             var curPos = pos.Select(x => x.index_select(1, idx)).ToList();
             bool isInit = plan.InitCondFrames.Contains(t);
@@ -487,7 +487,7 @@ public sealed class VideoClipTrainer : IDisposable
                 if (!fromGt)
                     using (no_grad())
                     using (var bin = highRes > 0)
-                    using (var cpu = bin.to(Device.CPU))
+                    using (var cpu = bin.to(CPU))
                         predFlat = cpu.contiguous().ToArray<bool>();
                 var newPts = new List<(float x, float y, int label)>[N];
                 for (int i = 0; i < N; i++)

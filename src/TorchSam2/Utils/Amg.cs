@@ -1,7 +1,8 @@
 using System.Collections;
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
-using F = TorchSam2.Torch.torch.nn.functional;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace TorchSam2.Utils;
 
@@ -64,12 +65,12 @@ public sealed class MaskData : IDisposable
                 var result = (IList)Activator.CreateInstance(v.GetType())!;
                 if (isMask)
                 {
-                    if (mask is null) using (var c = keep.to(Device.CPU)) mask = c.ToArray<bool>();
+                    if (mask is null) using (var c = keep.to(CPU)) mask = c.ToArray<bool>();
                     for (int i = 0; i < list.Count; i++) if (mask[i]) result.Add(list[i]);
                 }
                 else
                 {
-                    if (idx is null) using (var c = keep.to(Device.CPU, ScalarType.Int64)) idx = c.ToArray<long>();
+                    if (idx is null) using (var c = keep.to(ScalarType.Int64, CPU)) idx = c.ToArray<long>();
                     foreach (var i in idx) result.Add(list[(int)i]);
                 }
                 _stats[key] = result;
@@ -121,13 +122,13 @@ public static class Amg
     public static Tensor is_box_near_crop_edge(Tensor boxes, int[] crop_box, int[] orig_box, double atol = 20.0)
     {
         using var scope = NewDisposeScope();
-        var cropT = tensor(crop_box.Select(v => (float)v).ToArray(), [1, 4], boxes.device);
-        var origT = tensor(orig_box.Select(v => (float)v).ToArray(), [1, 4], boxes.device);
+        var cropT = tensor(crop_box.Select(v => (float)v).ToArray(), new long[] { 1, 4 }, device: boxes.device);
+        var origT = tensor(orig_box.Select(v => (float)v).ToArray(), new long[] { 1, 4 }, device: boxes.device);
         var b = uncrop_boxes_xyxy(boxes, crop_box).@float();
         // torch.isclose with rtol = 0: |a - b| <= atol
         var nearCrop = (b - cropT).abs() <= atol;
         var nearImage = (b - origT).abs() <= atol;
-        return (nearCrop & !nearImage).any(1).MoveToOuterDisposeScope();
+        return (nearCrop & nearImage.logical_not()).any(1).MoveToOuterDisposeScope();
     }
 
     /// <summary>(x0, y0, x1, y1) → (x0, y0, w, h) along the last dimension.</summary>
@@ -180,8 +181,8 @@ public static class Amg
         {
             var flat = masks.@bool().permute(0, 2, 1).flatten(1);   // Fortran order
             var diff = flat[.., 1..].logical_xor(flat[.., ..^1]);
-            change = diff.nonzero().to(Device.CPU).ToArray<long>();
-            first = flat[.., 0].to(Device.CPU).ToArray<bool>();
+            change = diff.nonzero().to(CPU).ToArray<long>();
+            first = flat[.., 0].to(CPU).ToArray<bool>();
         }
         // change holds (mask, position) pairs in row-major order, i.e. grouped by mask.
         int p = 0;
@@ -215,8 +216,8 @@ public static class Amg
     {
         using var scope = NewDisposeScope();
         // int16 per row keeps the temporaries small, as upstream.
-        var intersections = (masks > mask_threshold + threshold_offset).sum(-1, dtype: ScalarType.Int16).sum(-1, dtype: ScalarType.Int32);
-        var unions = (masks > mask_threshold - threshold_offset).sum(-1, dtype: ScalarType.Int16).sum(-1, dtype: ScalarType.Int32);
+        var intersections = (masks > mask_threshold + threshold_offset).sum(-1, type: ScalarType.Int16).sum(-1, type: ScalarType.Int32);
+        var unions = (masks > mask_threshold - threshold_offset).sum(-1, type: ScalarType.Int16).sum(-1, type: ScalarType.Int32);
         return (intersections.@float() / unions.@float()).MoveToOuterDisposeScope();
     }
 
@@ -289,7 +290,7 @@ public static class Amg
     public static Tensor uncrop_boxes_xyxy(Tensor boxes, int[] crop_box)
     {
         using var scope = NewDisposeScope();
-        var offset = tensor(new long[] { crop_box[0], crop_box[1], crop_box[0], crop_box[1] }, [1, 4], boxes.device);
+        var offset = tensor(new long[] { crop_box[0], crop_box[1], crop_box[0], crop_box[1] }, new long[] { 1, 4 }, device: boxes.device);
         if (boxes.dim() == 3) offset = offset.unsqueeze(1);
         return (boxes + offset).MoveToOuterDisposeScope();
     }
@@ -298,7 +299,7 @@ public static class Amg
     public static Tensor uncrop_points(Tensor points, int[] crop_box)
     {
         using var scope = NewDisposeScope();
-        var offset = tensor(new long[] { crop_box[0], crop_box[1] }, [1, 2], points.device);
+        var offset = tensor(new long[] { crop_box[0], crop_box[1] }, new long[] { 1, 2 }, device: points.device);
         if (points.dim() == 3) offset = offset.unsqueeze(1);
         return (points + offset).MoveToOuterDisposeScope();
     }
@@ -326,7 +327,7 @@ public static class Amg
         int[] regions, pixelAreas;
         using (var scope = NewDisposeScope())
         {
-            var (labels, areas) = Misc.get_connected_components(Tensor.FromSpan<bool>(working, 1, 1, h, w));
+            var (labels, areas) = Misc.get_connected_components(TensorData.FromSpan<bool>(working, 1, 1, h, w));
             regions = labels.ToArray<int>();
             pixelAreas = areas.ToArray<int>();
         }
@@ -371,17 +372,17 @@ public static class Amg
         var inHeight = m.any(-1);
         var inHeightCoords = inHeight * arange(h, ScalarType.Int64, masks.device)[TensorIndex.None, ..];
         var bottom = inHeightCoords.amax([-1]);
-        inHeightCoords = inHeightCoords + (!inHeight).@long() * scalar_tensor(h, ScalarType.Int64, masks.device);
+        inHeightCoords = inHeightCoords + (inHeight.logical_not()).@long() * tensor(h, ScalarType.Int64, masks.device);
         var top = inHeightCoords.amin([-1]);
 
         var inWidth = m.any(-2);
         var inWidthCoords = inWidth * arange(w, ScalarType.Int64, masks.device)[TensorIndex.None, ..];
         var right = inWidthCoords.amax([-1]);
-        inWidthCoords = inWidthCoords + (!inWidth).@long() * scalar_tensor(w, ScalarType.Int64, masks.device);
+        inWidthCoords = inWidthCoords + (inWidth.logical_not()).@long() * tensor(w, ScalarType.Int64, masks.device);
         var left = inWidthCoords.amin([-1]);
 
         var empty = (right < left) | (bottom < top);
-        var outBoxes = stack([left, top, right, bottom], -1) * (!empty).unsqueeze(-1);
+        var outBoxes = stack([left, top, right, bottom], -1) * (empty.logical_not()).unsqueeze(-1);
         outBoxes = shape.Length > 2 ? outBoxes.reshape([.. shape[..^2], 4]) : outBoxes[0];
         return outBoxes.MoveToOuterDisposeScope();
     }

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
-using TorchSam2.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
 
 namespace TorchSam2.Utils;
 
@@ -25,15 +27,15 @@ public static class Misc
         try
         {
             var fg = fgBuf.AsSpan(0, total);
-            using (var b = mask.to(Device.CPU, ScalarType.Bool)) b.CopyTo(MemoryMarshal.AsBytes(fg));
+            using (var b = mask.to(ScalarType.Bool, CPU)) b.CopyTo(MemoryMarshal.AsBytes(fg));
             for (long img = 0; img < n; img++)
             {
                 int off = checked((int)(img * plane));
                 Label8(fg.Slice(off, plane), (int)h, (int)w, parent, area, labels.AsSpan(off, plane), areas.AsSpan(off, plane));
             }
             var shape = mask.shape;
-            using var labelsCpu = Tensor.FromSpan<int>(labels.AsSpan(0, total), shape);
-            using var areasCpu = Tensor.FromSpan<int>(areas.AsSpan(0, total), shape);
+            using var labelsCpu = TensorData.FromSpan<int>(labels.AsSpan(0, total), shape);
+            using var areasCpu = TensorData.FromSpan<int>(areas.AsSpan(0, total), shape);
             return (labelsCpu.to(mask.device), areasCpu.to(mask.device));
         }
         finally

@@ -1,5 +1,6 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Utils;
 
@@ -34,10 +35,10 @@ public static class Nms
         var b = BoxesToArray(boxes);
         var s = ScoresToArray(scores);
         long[] cat;
-        using (var c = idxs.to(Device.CPU, ScalarType.Int64)) cat = c.ToArray<long>();
+        using (var c = idxs.to(ScalarType.Int64, CPU)) cat = c.ToArray<long>();
         // torchvision picks the per-class loop for large inputs and the coordinate-offset trick otherwise;
         // both keep the same set, they differ only in float rounding of the offset boxes and tie order.
-        long limit = boxes.device.Type == DeviceType.CPU ? 4000 : 20000;
+        long limit = boxes.device.type == DeviceType.CPU ? 4000 : 20000;
         List<long> keep = boxes.numel() > limit ? PerCategory(b, s, cat, iou_threshold) : OffsetTrick(b, s, cat, iou_threshold);
         return IndexTensor(keep, boxes.device);
     }
@@ -141,20 +142,20 @@ public static class Nms
 
     private static float[] BoxesToArray(Tensor boxes)
     {
-        using var t = boxes.to(Device.CPU, ScalarType.Float32);
+        using var t = boxes.to(ScalarType.Float32, CPU);
         return t.ToArray<float>();
     }
 
     private static float[] ScoresToArray(Tensor scores)
     {
-        using var t = scores.to(Device.CPU, ScalarType.Float32);
+        using var t = scores.to(ScalarType.Float32, CPU);
         return t.ToArray<float>();
     }
 
     private static Tensor IndexTensor(IReadOnlyCollection<long> keep, Device device)
     {
-        var cpu = Tensor.FromSpan<long>(keep.ToArray(), keep.Count);
-        if (device.Type == DeviceType.CPU) return cpu;
+        var cpu = TensorData.FromSpan<long>(keep.ToArray(), keep.Count);
+        if (device.type == DeviceType.CPU) return cpu;
         using (cpu) return cpu.to(device);
     }
 }

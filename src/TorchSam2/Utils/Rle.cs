@@ -1,5 +1,7 @@
 using System.Text;
-using TorchSam2.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
 
 namespace TorchSam2.Utils;
 
@@ -12,7 +14,7 @@ public sealed record Rle(int Height, int Width, int[] Counts)
         if (mask.dim() != 2) throw new ArgumentException($"expected an H×W mask, got [{string.Join(", ", mask.shape)}]");
         int h = (int)mask.size(0), w = (int)mask.size(1);
         bool[] colMajor;
-        using (var t = mask.to(Device.CPU, ScalarType.Bool).t().contiguous()) colMajor = t.ToArray<bool>();
+        using (var t = mask.to(ScalarType.Bool, CPU).t().contiguous()) colMajor = t.ToArray<bool>();
         return Encode(colMajor, h, w);
     }
 

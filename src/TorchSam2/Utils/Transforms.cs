@@ -1,7 +1,8 @@
 using TorchSam2.IO;
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
-using F = TorchSam2.Torch.torch.nn.functional;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace TorchSam2.Utils;
 
@@ -22,9 +23,9 @@ public sealed class SAM2Transforms(long resolution, double mask_threshold, doubl
         if (imageU8.dim() != 3 || imageU8.size(2) != 3) throw new ArgumentException($"expected an H×W×3 RGB image, got [{string.Join(", ", imageU8.shape)}]");
         using var scope = NewDisposeScope();
         var x = imageU8.to(device).permute(2, 0, 1).to(ScalarType.Float32) / 255.0;
-        x = F.interpolate(x.unsqueeze(0), size: [resolution, resolution], mode: "bilinear", align_corners: false, antialias: true).squeeze(0);
-        var mean = tensor(Mean, [3, 1, 1], device);
-        var std = tensor(Std, [3, 1, 1], device);
+        x = F.interpolate(x.unsqueeze(0), size: [resolution, resolution], mode: InterpolationMode.Bilinear, align_corners: false, antialias: true).squeeze(0);
+        var mean = tensor(Mean, new long[] { 3, 1, 1 }, device: device);
+        var std = tensor(Std, new long[] { 3, 1, 1 }, device: device);
         return ((x - mean) / std).MoveToOuterDisposeScope();
     }
 
@@ -45,11 +46,11 @@ public sealed class SAM2Transforms(long resolution, double mask_threshold, doubl
         using var scope = NewDisposeScope();
         using var u8 = image.ToTensor();
         var x = u8.to(device).permute(2, 0, 1).unsqueeze(0).to(ScalarType.Float32);
-        x = F.interpolate(x, size: [x.size(2), resolution], mode: "bicubic", align_corners: false, antialias: true).round().clamp(0, 255);
-        x = F.interpolate(x, size: [resolution, resolution], mode: "bicubic", align_corners: false, antialias: true).round().clamp(0, 255);
+        x = F.interpolate(x, size: [x.size(2), resolution], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true).round().clamp(0, 255);
+        x = F.interpolate(x, size: [resolution, resolution], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true).round().clamp(0, 255);
         x = x.squeeze(0) / 255.0;
-        var mean = tensor(Mean, [3, 1, 1], device);
-        var std = tensor(Std, [3, 1, 1], device);
+        var mean = tensor(Mean, new long[] { 3, 1, 1 }, device: device);
+        var std = tensor(Std, new long[] { 3, 1, 1 }, device: device);
         return ((x - mean) / std).MoveToOuterDisposeScope();
     }
 
@@ -91,7 +92,7 @@ public sealed class SAM2Transforms(long resolution, double mask_threshold, doubl
             var isSprinkle = ((labels > 0) & (areas <= max_sprinkle_area)).reshape(m.shape);
             m = where(isSprinkle, mask_threshold - 10.0, m);
         }
-        m = F.interpolate(m, size: [orig_hw.h, orig_hw.w], mode: "bilinear", align_corners: false);
+        m = F.interpolate(m, size: [orig_hw.h, orig_hw.w], mode: InterpolationMode.Bilinear, align_corners: false);
         return m.MoveToOuterDisposeScope();
     }
 }

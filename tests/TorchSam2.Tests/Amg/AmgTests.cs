@@ -1,10 +1,11 @@
 using TorchSam2.Configs;
 using TorchSam2.Modeling;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 using TorchSam2.Utils;
 using Xunit.Abstractions;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.MaskGeneration;
 
@@ -24,7 +25,7 @@ public class AmgTests
             true, false, true, false,
             true, false, true, false,
         ];
-        using var t = tensor(rowMajor, [3, 4]);
+        using var t = tensor(rowMajor, new long[] { 3, 4 });
         var rle = Rle.Encode(t);
         Assert.Equal([1, 2, 3, 4, 2], rle.Counts);
         Assert.Equal(6, Amg.area_from_rle(rle));
@@ -170,7 +171,7 @@ public class AmgTests
         Assert.Equal(2f / 3f, v[1], 6);
         // a shifted mask threshold moves both cut-offs: threshold 0.5 → > 1.5 {2.0}; > -0.5 {2.0, 0.5, 1.5, 0.9}
         using var s2 = Amg.calculate_stability_score(logits[0..1], 0.5, 1.0);
-        Assert.Equal(0.25f, s2.item<float>(), 6);
+        Assert.Equal(0.25f, s2.ToSingle(), 6);
     }
 
     [Fact]
@@ -220,7 +221,7 @@ public class AmgTests
         // mask 0: pixels (row 1, col 2) and (row 3, col 4); mask 1 empty
         m[1 * 5 + 2] = true;
         m[3 * 5 + 4] = true;
-        using var masks = tensor(m, [2, 4, 5]);
+        using var masks = tensor(m, new long[] { 2, 4, 5 });
         using var boxes = Amg.batched_mask_to_box(masks);
         Assert.Equal(ScalarType.Int64, boxes.dtype);
         Assert.Equal([2L, 1, 4, 3, 0, 0, 0, 0], boxes.ToArray<long>());
@@ -311,7 +312,7 @@ public class AmgTests
         using (var idx = tensor(new long[] { 2, 0 })) d.Filter(idx);
         Assert.Equal([4f, 1], d.GetTensor("a").ToArray<float>());
         Assert.Equal(["w", "x"], d.GetList<string>("b"));
-        Assert.Equal([[1, 2, 3], [4, 5, 6], [7]], Amg.batch_iterator(3, Enumerable.Range(1, 7).ToArray()));
+        Assert.Equal([[1, 2, 3], [4, 5, 6], [7]], Amg.batch_iterator<int>(3, Enumerable.Range(1, 7).ToArray()));
     }
 }
 
@@ -328,7 +329,7 @@ public class AutomaticMaskGeneratorTests(ITestOutputHelper output)
         if (!ParityData.Require(Path.Combine(dir, "weights.safetensors"))) return null;
         var model = BuildSam.build_sam2(Sam2ConfigLoader.Load(Path.Combine(dir, "model.yaml")), Path.Combine(dir, "weights.safetensors"));
         var rec = SafeTensors.Read(Path.Combine(dir, "inputs.safetensors")).Tensors["image"];
-        return (model, Tensor.FromBytes(rec.Data, rec.DType, rec.Shape));
+        return (model, TensorData.FromBytes(rec.Data, rec.DType, rec.Shape));
     }
 
     [Theory]
@@ -434,7 +435,7 @@ public class AutomaticMaskGeneratorTests(ITestOutputHelper output)
         GC.Collect();
         GC.WaitForPendingFinalizers();
         GC.Collect();
-        return LiveTensorCount;
+        return TorchRuntime.LiveTensorCount;
     }
 
     private static float BoxIou(float[] a, float[] b)

@@ -1,4 +1,4 @@
-using TorchSam2.Torch.Serialization;
+using TorchSam2.Checkpoints;
 using Xunit;
 
 namespace TorchSam2.Tests.Checkpoints;

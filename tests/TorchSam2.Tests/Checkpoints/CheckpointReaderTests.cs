@@ -1,7 +1,8 @@
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 using Xunit;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Checkpoints;
 
@@ -13,13 +14,13 @@ public class CheckpointReaderTests
 {
     private sealed class Net : nn.Module
     {
-        public readonly nn.Linear big;
-        public readonly nn.Linear small;
+        public readonly Linear big;
+        public readonly Linear small;
 
-        public Net()
+        public Net() : base(nameof(Net))
         {
-            big = new nn.Linear(1024, 1024); // 4 MB of weights
-            small = new nn.Linear(3, 2);
+            big = nn.Linear(1024, 1024); // 4 MB of weights
+            small = nn.Linear(3, 2);
             RegisterComponents();
         }
     }

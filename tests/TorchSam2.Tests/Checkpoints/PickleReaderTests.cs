@@ -1,6 +1,8 @@
 using System.Numerics;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 using Xunit;
 using static TorchSam2.Tests.Checkpoints.PickleBytes;
 

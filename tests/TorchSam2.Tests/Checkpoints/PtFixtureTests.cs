@@ -1,5 +1,7 @@
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 using Xunit;
 
 namespace TorchSam2.Tests.Checkpoints;

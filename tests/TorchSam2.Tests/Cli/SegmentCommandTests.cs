@@ -1,6 +1,6 @@
 using System.Text.Json;
 using TorchSam2.IO;
-using TorchSam2.Torch.Serialization;
+using TorchSam2.Checkpoints;
 
 namespace TorchSam2.Tests.Cli;
 

@@ -7,11 +7,10 @@ internal static class GlyphTestUtil
 {
     public static string DejaVuSans => FontRegistry.Get("DejaVuSans").Path ?? throw new InvalidOperationException("fonts-dejavu-core is not installed");
 
-    /// <summary>Black text on white, drawn line by line with the pen advancing by FreeType's advances.</summary>
+    /// <summary>Black text on white, drawn line by line, glyph by glyph (no shaping), the pen advancing by whole-pixel advances.</summary>
     public static RgbImage Draw(string[] lines, int sizePx, int width, int height, string? fontPath = null, int x0 = 10, double leading = 1.0)
     {
-        using var ft = new FreeTypeLibrary();
-        var face = ft.OpenFace(fontPath ?? DejaVuSans);
+        using var face = FontFace.Open(fontPath ?? DejaVuSans);
         face.SetPixelSize(sizePx);
         var m = face.Metrics;
         var alpha = new float[width * height];

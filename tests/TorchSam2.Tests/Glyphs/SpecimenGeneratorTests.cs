@@ -61,6 +61,58 @@ public class SpecimenGeneratorTests
                     }
     }
 
+    [Theory]
+    [InlineData(11, SpecimenLayout.Lines)]
+    [InlineData(12, SpecimenLayout.Grid)]
+    [InlineData(13, SpecimenLayout.Lines)]
+    public void InkPixelsBelongToAGlyph(int seed, SpecimenLayout layout)
+    {
+        // The converse of MaskPixelsAreInkOnTheSheet: a pixel clearly past half way to ink is in some glyph's mask.
+        // The only exception is two glyphs each under the threshold adding up to ink where they overlap: rare.
+        var opts = Small with { ColorJitter = false, InvertProbability = 0, Layout = layout };
+        var (sheet, glyphs) = SpecimenGenerator.Generate(opts, seed);
+        var px = sheet.Pixels;
+        int bg = px.Max(), fg = px.Min();
+        var owned = new bool[sheet.Width * sheet.Height];
+        foreach (var g in glyphs)
+            for (int r = 0; r < g.Mask.Height; r++)
+                for (int c = 0; c < g.Mask.Width; c++)
+                    if (g.Mask.Bits[r * g.Mask.Width + c]) owned[(g.Mask.Y + r) * sheet.Width + g.Mask.X + c] = true;
+        int ink = 0, orphans = 0;
+        for (int i = 0; i < owned.Length; i++)
+        {
+            if (px[3 * i] >= (bg + fg) / 2.0 - 1) continue;
+            ink++;
+            if (!owned[i]) orphans++;
+        }
+        Assert.True(ink > 1000);
+        Assert.True(orphans <= ink / 2000, $"{orphans} of {ink} ink pixels belong to no glyph");
+    }
+
+    [Fact]
+    public void LinesAreKerned()
+    {
+        // DejaVu Sans kerns A-V by 0.064 em: without tracking the V's ink starts left of where the A's ends.
+        var opts = Small with { Fonts = ["DejaVuSans"], Text = "AVAVAV", MaxTracking = 0, MinSizePx = 24, Layout = SpecimenLayout.Lines };
+        var (_, glyphs) = SpecimenGenerator.Generate(opts, 3);
+        var pairs = glyphs.Zip(glyphs.Skip(1)).Where(p => p.First.Char == "A" && p.Second.Char == "V" && p.First.BBox.y == p.Second.BBox.y).ToList();
+        Assert.NotEmpty(pairs);
+        foreach (var (a, v) in pairs)
+            Assert.True(v.BBox.x < a.BBox.x + a.BBox.w, $"A {a.BBox} V {v.BBox} at {a.SizePx} px");
+    }
+
+    [Fact]
+    public void LigaturesAreOneAnnotationOnlyWhenAskedFor()
+    {
+        var opts = Small with { Fonts = ["DejaVuSans"], Text = "office fifty", Layout = SpecimenLayout.Lines, MinSizePx = 16, MaxSizePx = 40 };
+        var (_, plain) = SpecimenGenerator.Generate(opts, 4);
+        Assert.All(plain, g => Assert.Equal(1, g.Char.Length));
+        Assert.StartsWith("officefifty", string.Concat(plain.Select(g => g.Char)));
+        var (_, lig) = SpecimenGenerator.Generate(opts with { Ligatures = true }, 4);
+        // DejaVu Sans has 'ffi' and 'fi' ligatures: each is one glyph, one mask, one annotation for its characters.
+        Assert.StartsWith("o|ffi|c|e|fi|f|t|y|", string.Concat(lig.Select(g => g.Char + "|")));
+    }
+
     [Fact]
     public void SameSeedSameSheet()
     {

@@ -2,10 +2,11 @@ using System.Diagnostics;
 using System.Text.Json;
 using TorchSam2.Modeling;
 using TorchSam2.Modeling.Backbones;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 using Xunit.Abstractions;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Modeling;
 

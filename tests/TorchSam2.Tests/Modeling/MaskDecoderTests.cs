@@ -1,6 +1,7 @@
 using TorchSam2.Modeling.Sam;
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 using Xunit.Abstractions;
 
 namespace TorchSam2.Tests.Modeling;
@@ -34,8 +35,8 @@ public class MaskDecoderTests(ITestOutputHelper output)
                 SamHeadsParity.AssertClose($"md.{tag}.tokens", tokens, expected[$"md.{tag}.tokens"], output);
                 SamHeadsParity.AssertClose($"md.{tag}.obj_score", obj, expected[$"md.{tag}.obj_score"], output);
                 using var agree = ((masks > 0).eq(expected[$"md.{tag}.masks"] > 0)).@float().mean();
-                output.WriteLine($"md.{tag}.masks sign agreement {agree.item<float>():F6}");
-                Assert.True(agree.item<float>() >= 0.999);
+                output.WriteLine($"md.{tag}.masks sign agreement {agree.ToSingle():F6}");
+                Assert.True(agree.ToSingle() >= 0.999);
             }
         }
         finally

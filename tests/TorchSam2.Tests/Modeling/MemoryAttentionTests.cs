@@ -1,11 +1,12 @@
 using System.Text.Json;
 using TorchSam2.Modeling;
 using TorchSam2.Modeling.Sam;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 using Xunit;
 using Xunit.Abstractions;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Modeling;
 

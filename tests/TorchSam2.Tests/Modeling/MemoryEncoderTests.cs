@@ -1,8 +1,9 @@
 using TorchSam2.Modeling;
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
 using Xunit.Abstractions;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Modeling;
 

@@ -1,8 +1,9 @@
 using System.Text.Json;
 using TorchSam2.Modeling.Sam;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
+using static TorchSharp.torch;
 using Xunit.Abstractions;
 
 namespace TorchSam2.Tests.Modeling;
@@ -141,7 +142,7 @@ public class PromptEncoderTests(ITestOutputHelper output)
         // Box corners carry the corner-type embeddings.
         var corners = pe.pe_layer.forward_with_coords((boxes + 0.5).reshape(-1, 2, 2), (256, 256));
         var want = corners + cat([pe.point_embeddings[2].weight, pe.point_embeddings[3].weight], 0).unsqueeze(0);
-        Assert.True(allclose(sparse.slice(1, 1, 3), want, 1e-5, 1e-5));
+        Assert.True(allclose(sparse.slice(1, 1, 3, 1), want, 1e-5, 1e-5));
 
         (sparse.sum() + dense.sum()).backward();
         Assert.NotNull(pe.point_embeddings[1].weight.grad);

@@ -1,7 +1,8 @@
 using TorchSam2.Modeling.Sam;
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Modeling;
 
@@ -78,8 +79,8 @@ public class RoPETests
         using var scope = NewDisposeScope();
         // 4 query tokens ≠ 16: the table is that of a 2×2 grid with head dim 4.
         var expectedTable = RoPE.ComputeAxialCis(4, 2, 2);
-        Assert.Equal(expectedTable.ToArray<float>(), attn.FreqsFor(4, Device.CPU).ToArray<float>());
-        Assert.Same(attn.FreqsFor(4, Device.CPU), attn.FreqsFor(4, Device.CPU));
+        Assert.Equal(expectedTable.ToArray<float>(), attn.FreqsFor(4, CPU).ToArray<float>());
+        Assert.Same(attn.FreqsFor(4, CPU), attn.FreqsFor(4, CPU));
 
         var q = randn([1, 4, 8]);
         var k = randn([1, 11, 6]);
@@ -95,7 +96,7 @@ public class RoPETests
         kr = cat([kr, kh.narrow(2, 8, 3)], 2);
         var att = (qr.matmul(kr.transpose(-2, -1)) / Math.Sqrt(4)).softmax(-1).matmul(vh);
         var manual = attn.out_proj.forward(att.transpose(1, 2).reshape(1, 4, 8));
-        var diff = (manual - out_).abs().max().item<float>();
+        var diff = (manual - out_).abs().max().ToSingle();
         Assert.True(diff < 1e-5, $"max diff {diff}");
 
         // Keys longer than queries without rope_k_repeat are refused.

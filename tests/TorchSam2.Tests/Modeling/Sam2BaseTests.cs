@@ -1,10 +1,11 @@
 using System.Text.Json;
 using TorchSam2.Configs;
 using TorchSam2.Modeling;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 using Xunit.Abstractions;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Modeling;
 
@@ -43,7 +44,7 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
         Assert.NotNull(model.no_obj_ptr);
         Assert.NotNull(model.no_obj_embed_spatial);
         Assert.IsType<MLP>(model.obj_ptr_proj);
-        Assert.IsType<nn.Linear>(model.obj_ptr_tpos_proj);
+        Assert.IsType<Linear>(model.obj_ptr_tpos_proj);
         // build_sam2 post-processing turns dynamic multimask on
         Assert.True(model.sam_mask_decoder.dynamic_multimask_via_stability);
 
@@ -56,7 +57,7 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
             foreach (var key in new[] { "maskmem_tpos_enc", "no_mem_embed", "obj_ptr_tpos_proj.weight", "image_encoder.trunk.pos_embed" })
             {
                 using var d = (sd[key] - w[key]).abs().max();
-                Assert.Equal(0f, d.item<float>());
+                Assert.Equal(0f, d.ToSingle());
             }
         }
         finally
@@ -200,7 +201,7 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
                 Assert.Single(outp.maskmem_pos_enc!);
                 Assert.Equal(init, outp.point_inputs is not null);
                 using var finite = outp.pred_masks.isfinite().all();
-                Assert.True(finite.item<bool>(), $"frame {f}: non-finite mask logits");
+                Assert.True(finite.ToBoolean(), $"frame {f}: non-finite mask logits");
             }
             // a mask prompt goes straight to the output (use_mask_input_as_output_without_sam)
             {
@@ -210,9 +211,9 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
                 using var mask = zeros([1, 1, 256, 256]);
                 mask[.., .., 50..100, 60..120] = ones([1]);
                 using var outp = model.track_step(0, true, prep.vision_feats, prep.vision_pos_embeds, prep.feat_sizes, null, mask, new OutputDict(), 1);
-                Assert.Equal(10f, outp.pred_masks_high_res!.max().item<float>());
-                Assert.Equal(-10f, outp.pred_masks_high_res.min().item<float>());
-                Assert.Equal(10f, outp.object_score_logits!.item<float>());
+                Assert.Equal(10f, outp.pred_masks_high_res!.max().ToSingle());
+                Assert.Equal(-10f, outp.pred_masks_high_res.min().ToSingle());
+                Assert.Equal(10f, outp.object_score_logits!.ToSingle());
                 Assert.Equal(new long[] { 1, 1, 64, 64 }, outp.pred_masks!.shape);
             }
         }
@@ -250,8 +251,8 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
             (FrameOutput out_, Tensor video) Run(float[] pts, int[] labels)
             {
                 // pixel coords -> model input coords (normalized by the video size, times image_size)
-                var coords = tensor(pts, [1, labels.Length, 2]) / tensor(new float[] { videoW, videoH }) * model.image_size;
-                using var points = new PointInputs(coords, tensor(labels, [1, labels.Length]));
+                var coords = tensor(pts, new long[] { 1, labels.Length, 2 }) / tensor(new float[] { videoW, videoH }) * model.image_size;
+                using var points = new PointInputs(coords, tensor(labels, new long[] { 1, labels.Length }));
                 var outp = model.track_step(0, true, prep.vision_feats, prep.vision_pos_embeds, prep.feat_sizes, points, null,
                     new OutputDict(), numFrames, run_mem_encoder: false);
                 Assert.Null(outp.maskmem_features);
@@ -260,7 +261,7 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
                 outp.pred_masks!.Dispose();
                 outp.pred_masks = filled;
                 outp.DetachFromDisposeScope();
-                return (outp, nn.functional.interpolate(filled, size: [videoH, videoW], mode: "bilinear", align_corners: false));
+                return (outp, nn.functional.interpolate(filled, size: [videoH, videoW], mode: InterpolationMode.Bilinear, align_corners: false));
             }
 
             var obj1 = Run([80, 60], [1]);
@@ -277,7 +278,7 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
                 for (int o = 0; o < 2; o++)
                 {
                     var c = perObj[o];
-                    using var hi = nn.functional.interpolate(c.pred_masks!, size: [model.image_size, model.image_size], mode: "bilinear", align_corners: false);
+                    using var hi = nn.functional.interpolate(c.pred_masks!, size: [model.image_size, model.image_size], mode: InterpolationMode.Bilinear, align_corners: false);
                     var (mf, mp) = model._encode_new_memory(prep.vision_feats, prep.feat_sizes, hi, c.object_score_logits, is_mask_from_pts: true);
                     c.maskmem_features = mf;
                     c.maskmem_pos_enc = mp;
@@ -300,7 +301,7 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
                         outp.StoreMemoryAsBFloat16();
                         outp.DetachFromDisposeScope();
                         dicts[o].non_cond_frame_outputs[f] = outp;
-                        videoMasks.Add(nn.functional.interpolate(filled, size: [videoH, videoW], mode: "bilinear", align_corners: false));
+                        videoMasks.Add(nn.functional.interpolate(filled, size: [videoH, videoW], mode: InterpolationMode.Bilinear, align_corners: false));
                     }
                     CheckMasks($"step2.frame{f}.video_res_masks", exp[$"step2.frame{f}.video_res_masks"], cat(videoMasks.ToArray(), 0));
                 }
@@ -361,9 +362,9 @@ public sealed class Sam2BaseTests(ITestOutputHelper output)
         Assert.Equal(expected.shape, actual.shape);
         using var scope = NewDisposeScope();
         var diff = (actual - expected).abs();
-        double maxErr = diff.max().item<float>();
-        double agree = (actual > 0).eq(expected > 0).@float().mean().item<float>();
-        double excess = (diff - (expected.abs() * tol + tol)).max().item<float>();
+        double maxErr = diff.max().ToSingle();
+        double agree = (actual > 0).eq(expected > 0).@float().mean().ToSingle();
+        double excess = (diff - (expected.abs() * tol + tol)).max().ToSingle();
         output.WriteLine($"{name}: max abs err {maxErr:E3}, sign agreement {agree:F5}");
         Assert.True(agree >= agreement, $"{name}: sign agreement {agree:F5} < {agreement}");
         Assert.True(excess <= 0, $"{name}: max abs err {maxErr:E3} exceeds tolerance");

@@ -47,13 +47,13 @@ public class ParityCasesTests(ITestOutputHelper output)
         var dir = Path.Combine(Path.GetTempPath(), "torchsam2-tests", "altered_" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         foreach (var f in Directory.GetFiles(source)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
-        var expected = TorchSam2.Torch.Serialization.SafeTensors.Read(Path.Combine(dir, "expected.safetensors"));
+        var expected = TorchSam2.Checkpoints.SafeTensors.Read(Path.Combine(dir, "expected.safetensors"));
         var tensors = expected.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value);
         var sparse = tensors["ma.out"];
         var values = sparse.ToFloat32Array();
         values[0] += 0.5f;
-        tensors["ma.out"] = TorchSam2.Torch.Serialization.TensorRecord.FromFloat32(sparse.Shape, values);
-        TorchSam2.Torch.Serialization.SafeTensors.Write(Path.Combine(dir, "expected.safetensors"), tensors);
+        tensors["ma.out"] = TorchSam2.Checkpoints.TensorRecord.FromFloat32(sparse.Shape, values);
+        TorchSam2.Checkpoints.SafeTensors.Write(Path.Combine(dir, "expected.safetensors"), tensors);
         var report = ParityRunner.Run(dir);
         Assert.False(report.Passed);
         var bad = Assert.Single(report.Checks, c => !c.Passed);

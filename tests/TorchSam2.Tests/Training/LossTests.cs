@@ -1,7 +1,8 @@
 using TorchSam2.Modeling.Sam;
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using TorchSam2.Training;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Training;
 
@@ -24,7 +25,7 @@ public class LossTests
         }
         // mean over elements of each row, summed over rows, / numObjects
         double expect = ((Term(0, 1) + Term(2, 0)) / 2 + (Term(-1, 1) + Term(0.5, 1)) / 2) / 2.0;
-        double got = Losses.SigmoidFocalLoss(x, t, 2.0).item<float>();
+        double got = Losses.SigmoidFocalLoss(x, t, 2.0).ToSingle();
         Assert.Equal(expect, got, 5);
     }
 
@@ -36,7 +37,7 @@ public class LossTests
         var t = tensor(new float[] { 1f, 0f }, [1, 2]);
         double p0 = 0.5, p1 = Sig(2);
         double expect = 1 - (2 * p0 + 1) / (p0 + p1 + 1 + 1);
-        Assert.Equal(expect, Losses.DiceLoss(x, t, 1.0).item<float>(), 5);
+        Assert.Equal(expect, Losses.DiceLoss(x, t, 1.0).ToSingle(), 5);
         // multimask form: [N, M] per-mask losses / numObjects
         var xm = tensor(new float[] { 0f, 2f, 3f, -3f }, [1, 2, 1, 2]);
         var tm = tensor(new float[] { 1f, 0f, 1f, 0f }, [1, 2, 1, 2]);
@@ -70,7 +71,7 @@ public class LossTests
         var target = tensor(new float[] { 1f, 0f }, [2, 1]);
         // focal with alpha -1 and gamma 0 is plain BCE
         double expect = (Math.Log(1 + Math.Exp(-0.5)) + Math.Log(1 + Math.Exp(-2))) / 2.0;
-        Assert.Equal(expect, Losses.SigmoidFocalLoss(logit, target, 2.0, alpha: -1, gamma: 0).item<float>(), 5);
+        Assert.Equal(expect, Losses.SigmoidFocalLoss(logit, target, 2.0, alpha: -1, gamma: 0).ToSingle(), 5);
     }
 
     [Fact]
@@ -82,30 +83,30 @@ public class LossTests
         float[] m0 = [-4, -4, 4, 4, -4, -4, 4, 4];
         float[] m1 = [5, 5, -5, -5, 5, 5, -5, -5];
         float[] m2 = [1, 1, 1, 1, 1, 1, 1, 1];
-        var masks = tensor(m0.Concat(m1).Concat(m2).ToArray(), [1, 3, 2, 4]);
+        var masks = tensor(m0.Concat(m1).Concat(m2).ToArray(), new long[] { 1, 3, 2, 4 });
         var ious = tensor(new float[] { 0.1f, 0.9f, 0.5f }, [1, 3]);
         var obj = tensor(new float[] { 1.5f }, [1, 1]);
-        var target = tensor(tgt, [1, 2, 4]);
+        var target = tensor(tgt, new long[] { 1, 2, 4 });
         var loss = new MultiStepMultiMasksAndIous();
         using var terms = loss.Forward([masks], [ious], [obj], target, 1.0);
 
         var t4 = target.unsqueeze(1);
         var best = masks[.., 1..2];
-        double focal = Losses.SigmoidFocalLoss(best, t4, 1.0, lossOnMultimask: true).item<float>();
-        double dice = Losses.DiceLoss(best, t4, 1.0, lossOnMultimask: true).item<float>();
+        double focal = Losses.SigmoidFocalLoss(best, t4, 1.0, lossOnMultimask: true).ToSingle();
+        double dice = Losses.DiceLoss(best, t4, 1.0, lossOnMultimask: true).ToSingle();
         // supervise_all_iou: mean of |pred − actual| over the three masks (actual IoUs 0, 1, 0.5)
         double iou = (Math.Abs(0.1 - 0) + Math.Abs(0.9 - 1) + Math.Abs(0.5 - 0.5)) / 3;
         double cls = Math.Log(1 + Math.Exp(-1.5));
-        Assert.Equal(focal, terms.Mask.item<float>(), 6);
-        Assert.Equal(dice, terms.Dice.item<float>(), 6);
-        Assert.Equal(iou, terms.Iou.item<float>(), 5);
-        Assert.Equal(cls, terms.Class.item<float>(), 5);
-        Assert.Equal(20 * focal + dice + iou + cls, terms.Core.item<float>(), 4);
+        Assert.Equal(focal, terms.Mask.ToSingle(), 6);
+        Assert.Equal(dice, terms.Dice.ToSingle(), 6);
+        Assert.Equal(iou, terms.Iou.ToSingle(), 5);
+        Assert.Equal(cls, terms.Class.ToSingle(), 5);
+        Assert.Equal(20 * focal + dice + iou + cls, terms.Core.ToSingle(), 4);
 
         // without supervise_all_iou only the chosen mask's IoU counts
         var single = new MultiStepMultiMasksAndIous { SuperviseAllIou = false };
         using var t2 = single.Forward([masks], [ious], [obj], target, 1.0);
-        Assert.Equal(Math.Abs(0.9 - 1), t2.Iou.item<float>(), 5);
+        Assert.Equal(Math.Abs(0.9 - 1), t2.Iou.ToSingle(), 5);
     }
 
     [Fact]
@@ -117,11 +118,11 @@ public class LossTests
         var obj = tensor(new float[] { 0.3f }, [1, 1]);
         var target = zeros([1, 2, 2]);
         using var terms = new MultiStepMultiMasksAndIous().Forward([masks, masks], [ious, ious], [obj, obj], target, 1.0);
-        Assert.Equal(0.0, terms.Mask.item<float>());
-        Assert.Equal(0.0, terms.Dice.item<float>());
-        Assert.Equal(0.0, terms.Iou.item<float>());
+        Assert.Equal(0.0, terms.Mask.ToSingle());
+        Assert.Equal(0.0, terms.Dice.ToSingle());
+        Assert.Equal(0.0, terms.Iou.ToSingle());
         // two steps, each BCE(0.3, 0)
-        Assert.Equal(2 * Math.Log(1 + Math.Exp(0.3)), terms.Core.item<float>(), 5);
+        Assert.Equal(2 * Math.Log(1 + Math.Exp(0.3)), terms.Core.ToSingle(), 5);
     }
 
     [Fact]
@@ -148,7 +149,7 @@ public class LossTests
             using var s = NewDisposeScope();
             var (masks, iou, _, obj) = dec.forward(img, pe, sparse, dense, multimask_output: true, repeat_image: false);
             using var t = lossFn.Forward([masks], [iou], [obj], target, 1.0);
-            return t.Core.item<double>();
+            return t.Core.ToDouble();
         }
 
         {
@@ -168,12 +169,12 @@ public class LossTests
                 using (no_grad())
                 {
                     using var flat = p.view(-1);
-                    orig = flat[i].item<double>();
-                    flat[i] = scalar_tensor(orig + 1e-6, ScalarType.Float64);
+                    orig = flat[i].ToDouble();
+                    flat[i] = tensor(orig + 1e-6, ScalarType.Float64);
                     double up = Loss();
-                    flat[i] = scalar_tensor(orig - 1e-6, ScalarType.Float64);
+                    flat[i] = tensor(orig - 1e-6, ScalarType.Float64);
                     double down = Loss();
-                    flat[i] = scalar_tensor(orig, ScalarType.Float64);
+                    flat[i] = tensor(orig, ScalarType.Float64);
                     double fd = (up - down) / 2e-6;
                     Assert.True(Math.Abs(fd - grad[i]) <= 1e-6 + 1e-4 * Math.Abs(fd), $"{name}[{i}]: analytic {grad[i]} vs finite difference {fd}");
                 }

@@ -2,11 +2,12 @@ using System.Diagnostics;
 using TorchSam2.Configs;
 using TorchSam2.IO;
 using TorchSam2.Modeling;
-using TorchSam2.Torch;
-using TorchSam2.Torch.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Checkpoints;
 using TorchSam2.Training;
 using Xunit.Abstractions;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Training;
 
@@ -83,7 +84,7 @@ public class TrainerTests(ITestOutputHelper output)
             using var _ = no_grad();
             var samples = Enumerable.Range(0, 4).Select(i => SampleTransforms.Prepare(data.Get(i), model.image_size, null, null)).ToList();
             using var t = trainer.ForwardLoss(samples, new Random(5), new PromptSimulationOptions { NumCorrectionPtPerFrame = 1 })!;
-            return t.Core.item<float>();
+            return t.Core.ToSingle();
         }
         double before = Probe();
         var times = new List<double>();
@@ -225,7 +226,7 @@ public class TrainerTests(ITestOutputHelper output)
             img.Save(Path.Combine(dir, "a.png"));
             var sq = new bool[80];
             for (int y = 2; y < 5; y++) for (int x = 3; x < 7; x++) sq[y * 10 + x] = true;
-            string rle = TorchSam2.Utils.Rle.Encode(tensor(sq, [8, 10])).ToCocoString();
+            string rle = TorchSam2.Utils.Rle.Encode(tensor(sq, new long[] { 8, 10 })).ToCocoString();
             File.WriteAllText(Path.Combine(dir, "ann.json"), $$$"""
             {"images":[{"id":1,"file_name":"a.png","height":8,"width":10}],
              "annotations":[{"id":1,"image_id":1,"segmentation":[[3,2,7,2,7,5,3,5]]},

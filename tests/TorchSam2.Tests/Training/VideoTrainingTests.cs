@@ -1,10 +1,11 @@
 using TorchSam2.Configs;
 using TorchSam2.IO;
 using TorchSam2.Modeling;
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using TorchSam2.Training;
 using Xunit.Abstractions;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Training;
 
@@ -121,17 +122,17 @@ public class VideoTrainingTests(ITestOutputHelper output)
             {
                 manual_seed(1);
                 using var terms = trainer.ForwardLoss(clips, new Random(2), opts)!;
-                output.WriteLine($"{(points ? "clicks" : "GT mask")}: loss {terms.Core.item<float>():F4}");
+                output.WriteLine($"{(points ? "clicks" : "GT mask")}: loss {terms.Core.ToSingle():F4}");
                 terms.Core.backward();
             }
-            double GradSum(nn.Module m) => m.parameters().Where(q => q.grad is not null).Sum(q => q.grad!.abs().sum().item<float>());
+            double GradSum(nn.Module m) => m.parameters().Where(q => q.grad is not null).Sum(q => q.grad!.abs().sum().ToSingle());
             double ma = GradSum(model.memory_attention), me = GradSum(model.memory_encoder), dec = GradSum(model.sam_mask_decoder);
-            output.WriteLine($"  |grad| memory_attention {ma:E3}, memory_encoder {me:E3}, mask decoder {dec:E3}, maskmem_tpos_enc {model.maskmem_tpos_enc.grad?.abs().sum().item<float>():E3}");
+            output.WriteLine($"  |grad| memory_attention {ma:E3}, memory_encoder {me:E3}, mask decoder {dec:E3}, maskmem_tpos_enc {model.maskmem_tpos_enc.grad?.abs().sum().ToSingle():E3}");
             Assert.True(ma > 0, "no gradient in memory_attention");
             Assert.True(me > 0, "no gradient in memory_encoder");
             Assert.True(dec > 0, "no gradient in the mask decoder");
-            Assert.True(model.maskmem_tpos_enc.grad is not null && model.maskmem_tpos_enc.grad.abs().sum().item<float>() > 0);
-            Assert.All(model.image_encoder.parameters(), q => Assert.True(q.grad is null || q.grad.abs().sum().item<float>() == 0)); // frozen
+            Assert.True(model.maskmem_tpos_enc.grad is not null && model.maskmem_tpos_enc.grad.abs().sum().ToSingle() > 0);
+            Assert.All(model.image_encoder.parameters(), q => Assert.True(q.grad is null || q.grad.abs().sum().ToSingle() == 0)); // frozen
         }
     }
 
@@ -152,7 +153,7 @@ public class VideoTrainingTests(ITestOutputHelper output)
             using var scope = NewDisposeScope();
             manual_seed(123);
             using var t = trainer.ForwardLoss(probeClips, new Random(9), probeOpts)!;
-            return t.Core.item<float>();
+            return t.Core.ToSingle();
         }
         double before = Probe();
         while (trainer.Step < trainer.TotalSteps)

@@ -1,6 +1,7 @@
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit.Abstractions;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Video;
 
@@ -93,10 +94,10 @@ public sealed class BoundedMemoryTests(ITestOutputHelper output)
                     for (int i = 0; i < got.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(got[i] - want[i]));
                 }
                 using var fg = (m > 0.0).sum();
-                foreground += fg.item<long>();
+                foreground += fg.ToInt64();
             }
             FullCollect();
-            live[n] = LiveTensorCount;
+            live[n] = TorchRuntime.LiveTensorCount;
             rss[n] = Environment.WorkingSet;
             n++;
         }

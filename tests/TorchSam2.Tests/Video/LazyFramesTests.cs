@@ -1,6 +1,8 @@
+using TorchSharp;
+using TorchSharp.Modules;
 using TorchSam2.IO;
 using TorchSam2.Utils;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Video;
 
@@ -49,13 +51,13 @@ public sealed class LazyFramesTests
             var inMemory = Track(() =>
             {
                 using var scope = NewDisposeScope();
-                var frames = stack(images.Select(i => transforms.ApplyVideoFrame(i, TorchSam2.Torch.Device.CPU)).ToArray());
+                var frames = stack(images.Select(i => transforms.ApplyVideoFrame(i, CPU)).ToArray());
                 return p.InitState(frames, h, w);
             });
             LazyFrameSource? source = null;
             var lazy = Track(() =>
             {
-                source = LazyFrameSource.FromFolder(dir, p.ImageSize, TorchSam2.Torch.Device.CPU, cacheSize: 3);
+                source = LazyFrameSource.FromFolder(dir, p.ImageSize, CPU, cacheSize: 3);
                 return p.InitState(source);
             });
             Assert.Equal(n, lazy.Count);
@@ -85,18 +87,18 @@ public sealed class LazyFramesTests
         manual_seed(0);
         using var frames = randn([2, 3, p.ImageSize, p.ImageSize]);
         using var s = p.InitState(frames, 120, 160);
-        using var mask = zeros([120, 160], TorchSam2.Torch.ScalarType.Bool);
-        mask[20..80, 30..110] = ones([60, 80], TorchSam2.Torch.ScalarType.Bool);
+        using var mask = zeros([120, 160], ScalarType.Bool);
+        mask[20..80, 30..110] = ones([60, 80], ScalarType.Bool);
         var (frame, ids, logits) = p.AddNewMask(s, 1, 4, mask);
         using (logits)
         {
             Assert.Equal(1, frame);
             Assert.Equal([4], ids);
             Assert.Equal(new long[] { 1, 1, 120, 160 }, logits.shape);
-            using var agree = (logits[0, 0] > 0).eq(mask).to(TorchSam2.Torch.ScalarType.Float32).mean();
-            Assert.True(agree.item<float>() > 0.99f, $"agreement {agree.item<float>()}");
+            using var agree = (logits[0, 0] > 0).eq(mask).to(ScalarType.Float32).mean();
+            Assert.True(agree.ToSingle() > 0.99f, $"agreement {agree.ToSingle()}");
             using var inside = logits[0, 0, 50, 70];
-            Assert.True(inside.item<float>() > 5, "mask logits inside should be about +10");
+            Assert.True(inside.ToSingle() > 5, "mask logits inside should be about +10");
         }
     }
 
@@ -108,7 +110,7 @@ public sealed class LazyFramesTests
         try
         {
             new RgbImage(new byte[8 * 8 * 3], 8, 8).Save(Path.Combine(dir, "0.png"));
-            using var source = LazyFrameSource.FromFolder(dir, 64, TorchSam2.Torch.Device.CPU);
+            using var source = LazyFrameSource.FromFolder(dir, 64, CPU);
             Assert.Equal(1, source.NumFrames);
             var ex = Assert.Throws<ArgumentOutOfRangeException>(() => source.GetFrame(1));
             Assert.Contains("frame 1 is out of range", ex.Message);
@@ -132,10 +134,10 @@ public sealed class VideoFramePreprocessingTests
         var pil = RgbImage.Load(TestPaths.Fixture("frame_30x40_pil16.png"));
         var transforms = new SAM2Transforms(16, 0.0);
         using var scope = NewDisposeScope();
-        var x = transforms.ApplyVideoFrame(src, TorchSam2.Torch.Device.CPU);
+        var x = transforms.ApplyVideoFrame(src, CPU);
         var mean = tensor(new float[] { 0.485f, 0.456f, 0.406f }, [3, 1, 1]);
         var std = tensor(new float[] { 0.229f, 0.224f, 0.225f }, [3, 1, 1]);
-        var levels = ((x * std + mean) * 255).round().permute(1, 2, 0).contiguous().to(TorchSam2.Torch.ScalarType.Int32).ToArray<int>();
+        var levels = ((x * std + mean) * 255).round().permute(1, 2, 0).contiguous().to(ScalarType.Int32).ToArray<int>();
         int maxDiff = 0;
         for (int i = 0; i < levels.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(levels[i] - pil.Pixels[i]));
         Assert.True(maxDiff <= 1, $"max difference from PIL {maxDiff} levels");

@@ -1,9 +1,10 @@
 using TorchSam2.IO;
 using TorchSam2.Parity;
-using TorchSam2.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using TorchSam2.Utils;
 using Xunit.Abstractions;
-using static TorchSam2.Torch.torch;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Tests.Video;
 
@@ -161,7 +162,7 @@ public sealed class VideoPredictorTests(ITestOutputHelper output)
                     frames.Add(f);
                     Assert.Equal([7, 3], ids);
                     Assert.Equal([2L, 1, 30, 40], masks.shape);
-                    Assert.True(masks.isfinite().all().item<bool>());
+                    Assert.True(masks.isfinite().all().ToBoolean());
                 }
             }
             Assert.Equal([0, 1, 2], frames);
@@ -195,7 +196,7 @@ public sealed class VideoPredictorTests(ITestOutputHelper output)
         for (int i = 0; i < 36; i++) values[i] = -5f;
         for (int y = 1; y < 5; y++) for (int x = 1; x < 5; x++) values[y * 6 + x] = 3f;
         values[2 * 6 + 2] = -1f;
-        using var m = tensor(values, [1, 1, 6, 6]);
+        using var m = tensor(values, new long[] { 1, 1, 6, 6 });
         using var filled = MaskPostprocess.fill_holes_in_mask_scores(m, 8);
         var r = filled.ToArray<float>();
         Assert.Equal(0.1f, r[2 * 6 + 2], 5);

@@ -1,6 +1,7 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
-using F = TorchSam2.Torch.torch.nn.functional;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace TorchSam2.Modeling.Backbones;
 
@@ -40,7 +41,7 @@ public static class BackboneUtils
         var x = windows.reshape(b, hp / window_size, wp / window_size, window_size, window_size, -1)
             .permute(0, 1, 3, 2, 4, 5)
             .reshape(b, hp, wp, -1);
-        if (hp > h || wp > w) x = x.slice(1, 0, h).slice(2, 0, w);
+        if (hp > h || wp > w) x = x.slice(1, 0, h, 1).slice(2, 0, w, 1);
         return x.MoveToOuterDisposeScope();
     }
 }
@@ -48,14 +49,15 @@ public static class BackboneUtils
 /// <summary>Image to patch embedding: a strided convolution, output B×H×W×C (channels last).</summary>
 public sealed class PatchEmbed : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.Conv2d proj;
+    public readonly Conv2d proj;
 
     /// <param name="kernel_size">(kh, kw); default (7, 7).</param>
     /// <param name="stride">(sh, sw); default (4, 4).</param>
     /// <param name="padding">(ph, pw); default (3, 3).</param>
-    public PatchEmbed(long[]? kernel_size = null, long[]? stride = null, long[]? padding = null, long in_chans = 3, long embed_dim = 768)
+    public PatchEmbed(long[]? kernel_size = null, long[]? stride = null, long[]? padding = null, long in_chans = 3, long embed_dim = 768) : base(nameof(PatchEmbed))
     {
-        proj = new nn.Conv2d(in_chans, embed_dim, kernel_size ?? [7, 7], stride ?? [4, 4], padding ?? [3, 3]);
+        long[] k = kernel_size ?? [7, 7], s = stride ?? [4, 4], p = padding ?? [3, 3];
+        proj = nn.Conv2d(in_chans, embed_dim, (k[0], k[1]), stride: (s[0], s[1]), padding: (p[0], p[1]));
         RegisterComponents();
     }
 

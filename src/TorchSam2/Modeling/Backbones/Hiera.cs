@@ -1,7 +1,8 @@
-using TorchSam2.Torch;
-using TorchSam2.Torch.Native;
-using static TorchSam2.Torch.torch;
-using F = TorchSam2.Torch.torch.nn.functional;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace TorchSam2.Modeling.Backbones;
 
@@ -27,31 +28,31 @@ public sealed class QueryMaxPool2d : nn.Module<Tensor, Tensor>
 {
     private readonly long[] _kernel;
 
-    public QueryMaxPool2d(long[] kernel_size) => _kernel = (long[])kernel_size.Clone();
+    public QueryMaxPool2d(long[] kernel_size) : base(nameof(QueryMaxPool2d)) => _kernel = (long[])kernel_size.Clone();
 
     public override Tensor forward(Tensor x) =>
-        Op.Call("aten::max_pool2d", x, _kernel, _kernel, new long[] { 0, 0 }, new long[] { 1, 1 }, false);
+        F.max_pool2d(x, _kernel, _kernel);
 }
 
 /// <summary>Multi-head self-attention over B×H×W×C tokens, optionally pooling the queries (halving H and W).</summary>
 public sealed class MultiScaleAttention : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.Linear qkv;
-    public readonly nn.Linear proj;
+    public readonly Linear qkv;
+    public readonly Linear proj;
     public readonly nn.Module<Tensor, Tensor>? q_pool;
 
     public long dim { get; }
     public long dim_out { get; }
     public long num_heads { get; }
 
-    public MultiScaleAttention(long dim, long dim_out, long num_heads, nn.Module<Tensor, Tensor>? q_pool = null)
+    public MultiScaleAttention(long dim, long dim_out, long num_heads, nn.Module<Tensor, Tensor>? q_pool = null) : base(nameof(MultiScaleAttention))
     {
         this.dim = dim;
         this.dim_out = dim_out;
         this.num_heads = num_heads;
         this.q_pool = q_pool;
-        qkv = new nn.Linear(dim, dim_out * 3);
-        proj = new nn.Linear(dim_out, dim_out);
+        qkv = nn.Linear(dim, dim_out * 3);
+        proj = nn.Linear(dim_out, dim_out);
         RegisterComponents();
     }
 
@@ -84,13 +85,13 @@ public sealed class MultiScaleAttention : nn.Module<Tensor, Tensor>
 /// <summary>One Hiera block: (windowed) attention with optional query pooling, then an MLP, both residual.</summary>
 public sealed class MultiScaleBlock : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.LayerNorm norm1;
+    public readonly LayerNorm norm1;
     public readonly nn.Module<Tensor, Tensor>? pool;
     public readonly MultiScaleAttention attn;
     public readonly nn.Module<Tensor, Tensor> drop_path;
-    public readonly nn.LayerNorm norm2;
+    public readonly LayerNorm norm2;
     public readonly MLP mlp;
-    public readonly nn.Linear? proj;
+    public readonly Linear? proj;
 
     public long dim { get; }
     public long dim_out { get; }
@@ -101,27 +102,27 @@ public sealed class MultiScaleBlock : nn.Module<Tensor, Tensor>
 
     /// <param name="norm_layer">only "LayerNorm" (eps 1e-6), as SAM 2 uses.</param>
     /// <param name="q_stride">(sh, sw) query pooling stride, or null for none.</param>
-    /// <param name="act_layer">MLP activation: "gelu" (exact erf, as nn.GELU) or "relu".</param>
+    /// <param name="act_layer">MLP activation: "gelu" (exact erf, as GELU) or "relu".</param>
     public MultiScaleBlock(long dim, long dim_out, long num_heads, double mlp_ratio = 4.0, double drop_path = 0.0,
-        string norm_layer = "LayerNorm", long[]? q_stride = null, string act_layer = "gelu", long window_size = 0)
+        string norm_layer = "LayerNorm", long[]? q_stride = null, string act_layer = "gelu", long window_size = 0) : base(nameof(MultiScaleBlock))
     {
         if (norm_layer != "LayerNorm") throw new ArgumentException($"unsupported norm_layer '{norm_layer}'");
         this.dim = dim;
         this.dim_out = dim_out;
         this.window_size = window_size;
-        norm1 = new nn.LayerNorm(dim, 1e-6);
+        norm1 = nn.LayerNorm(dim, 1e-6);
 
         this.q_stride = q_stride is null ? null : (long[])q_stride.Clone();
         pool = q_stride is null ? null : new QueryMaxPool2d(q_stride);
 
         attn = new MultiScaleAttention(dim, dim_out, num_heads, pool);
         _dropPath = drop_path;
-        this.drop_path = drop_path > 0.0 ? new DropPath(drop_path) : new nn.Identity();
+        this.drop_path = drop_path > 0.0 ? new DropPath(drop_path) : nn.Identity();
 
-        norm2 = new nn.LayerNorm(dim_out, 1e-6);
+        norm2 = nn.LayerNorm(dim_out, 1e-6);
         mlp = new MLP(dim_out, (long)(dim_out * mlp_ratio), dim_out, num_layers: 2, activation: act_layer);
 
-        if (dim != dim_out) proj = new nn.Linear(dim, dim_out);
+        if (dim != dim_out) proj = nn.Linear(dim, dim_out);
         RegisterComponents();
     }
 
@@ -174,7 +175,7 @@ public sealed class Hiera : nn.Module<Tensor, List<Tensor>>
     public readonly PatchEmbed patch_embed;
     public readonly Parameter pos_embed;
     public readonly Parameter pos_embed_window;
-    public readonly nn.ModuleList<MultiScaleBlock> blocks;
+    public readonly ModuleList<MultiScaleBlock> blocks;
 
     public long[] window_spec { get; }
     public long[] q_stride { get; }
@@ -194,7 +195,7 @@ public sealed class Hiera : nn.Module<Tensor, List<Tensor>>
     /// <param name="weights_path">ignored (the Python side loads a separate trunk checkpoint here)</param>
     public Hiera(long embed_dim = 96, long num_heads = 1, double drop_path_rate = 0.0, int q_pool = 3, long[]? q_stride = null,
         int[]? stages = null, double dim_mul = 2.0, double head_mul = 2.0, long[]? window_pos_embed_bkg_spatial_size = null,
-        long[]? window_spec = null, int[]? global_att_blocks = null, string? weights_path = null, bool return_interm_layers = true)
+        long[]? window_spec = null, int[]? global_att_blocks = null, string? weights_path = null, bool return_interm_layers = true) : base(nameof(Hiera))
     {
         q_stride ??= [2, 2];
         stages ??= [2, 3, 16, 3];
@@ -221,7 +222,7 @@ public sealed class Hiera : nn.Module<Tensor, List<Tensor>>
         double Dpr(int i) => depth > 1 ? drop_path_rate * i / (depth - 1) : 0.0;
 
         int curStage = 1;
-        blocks = new nn.ModuleList<MultiScaleBlock>();
+        blocks = new ModuleList<MultiScaleBlock>();
         for (int i = 0; i < depth; i++)
         {
             long dimOut = embed_dim;
@@ -252,7 +253,7 @@ public sealed class Hiera : nn.Module<Tensor, List<Tensor>>
     private Tensor _get_pos_embed(long h, long w)
     {
         using var scope = NewDisposeScope();
-        var pe = F.interpolate(pos_embed, size: [h, w], mode: "bicubic");
+        var pe = F.interpolate(pos_embed, size: [h, w], mode: InterpolationMode.Bicubic, align_corners: false); // PyTorch's None means false; saying so keeps libtorch from warning
         var ws = pos_embed_window.shape;
         var tiled = pos_embed_window.repeat(1, 1, h / ws[2], w / ws[3]);
         return (pe + tiled).permute(0, 2, 3, 1).MoveToOuterDisposeScope();

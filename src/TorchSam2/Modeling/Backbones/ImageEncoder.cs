@@ -1,6 +1,8 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
-using F = TorchSam2.Torch.torch.nn.functional;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSam2.Utils;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace TorchSam2.Modeling.Backbones;
 
@@ -27,7 +29,7 @@ public sealed class ImageEncoder : nn.Module<Tensor, ImageEncoderOutput>
 
     public int scalp { get; }
 
-    public ImageEncoder(Hiera trunk, FpnNeck neck, int scalp = 0)
+    public ImageEncoder(Hiera trunk, FpnNeck neck, int scalp = 0) : base(nameof(ImageEncoder))
     {
         if (!trunk.channel_list.SequenceEqual(neck.backbone_channel_list))
             throw new ArgumentException($"Channel dims of trunk and neck do not match. Trunk: [{string.Join(", ", trunk.channel_list)}], neck: [{string.Join(", ", neck.backbone_channel_list)}]");
@@ -55,12 +57,12 @@ public sealed class ImageEncoder : nn.Module<Tensor, ImageEncoderOutput>
     }
 }
 
-/// <summary>The 1×1 lateral projection of one FPN level (Python: nn.Sequential with a single "conv").</summary>
+/// <summary>The 1×1 lateral projection of one FPN level (Python: Sequential with a single "conv").</summary>
 public sealed class FpnLateral : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.Conv2d conv;
+    public readonly Conv2d conv;
 
-    public FpnLateral(nn.Conv2d conv)
+    public FpnLateral(Conv2d conv) : base(nameof(FpnLateral))
     {
         this.conv = conv;
         RegisterComponents();
@@ -76,7 +78,7 @@ public sealed class FpnLateral : nn.Module<Tensor, Tensor>
 public sealed class FpnNeck : nn.Module<List<Tensor>, (List<Tensor> @out, List<Tensor> pos)>
 {
     public readonly PositionEmbeddingSine position_encoding;
-    public readonly nn.ModuleList<FpnLateral> convs;
+    public readonly ModuleList<FpnLateral> convs;
 
     public long[] backbone_channel_list { get; }
     public long d_model { get; }
@@ -86,14 +88,14 @@ public sealed class FpnNeck : nn.Module<List<Tensor>, (List<Tensor> @out, List<T
 
     /// <param name="fpn_top_down_levels">levels receiving top-down features; null means all.</param>
     public FpnNeck(PositionEmbeddingSine position_encoding, long d_model, long[] backbone_channel_list, long kernel_size = 1, long stride = 1,
-        long padding = 0, string fpn_interp_model = "bilinear", string fuse_type = "sum", int[]? fpn_top_down_levels = null)
+        long padding = 0, string fpn_interp_model = "bilinear", string fuse_type = "sum", int[]? fpn_top_down_levels = null) : base(nameof(FpnNeck))
     {
         if (fuse_type is not ("sum" or "avg")) throw new ArgumentException($"fuse_type must be sum or avg, not {fuse_type}");
         this.position_encoding = position_encoding;
         this.backbone_channel_list = (long[])backbone_channel_list.Clone();
         this.d_model = d_model;
-        convs = new nn.ModuleList<FpnLateral>(backbone_channel_list.Select(dim =>
-            new FpnLateral(new nn.Conv2d(dim, d_model, kernel_size, stride, padding))));
+        convs = new ModuleList<FpnLateral>((backbone_channel_list.Select(dim =>
+            new FpnLateral(nn.Conv2d(dim, d_model, kernel_size, stride, padding)))).ToArray());
         this.fpn_interp_model = fpn_interp_model;
         this.fuse_type = fuse_type;
         this.fpn_top_down_levels = fpn_top_down_levels?.ToArray() ?? Enumerable.Range(0, convs.Count).ToArray();
@@ -116,7 +118,7 @@ public sealed class FpnNeck : nn.Module<List<Tensor>, (List<Tensor> @out, List<T
             var lateral = convs[n - i].forward(xs[i]);
             if (prev is not null && fpn_top_down_levels.Contains(i))
             {
-                var topDown = F.interpolate(prev.to(ScalarType.Float32), scale_factor: 2.0, mode: fpn_interp_model,
+                var topDown = F.interpolate(prev.to(ScalarType.Float32), scale_factor: [2.0, 2.0], mode: InterpolationModes.Parse(fpn_interp_model),
                     align_corners: fpn_interp_model == "nearest" ? null : false, antialias: false);
                 prev = lateral + topDown;
                 if (fuse_type == "avg") prev = prev / 2.0;

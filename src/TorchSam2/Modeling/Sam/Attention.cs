@@ -1,5 +1,6 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling.Sam;
 
@@ -8,10 +9,10 @@ namespace TorchSam2.Modeling.Sam;
 /// <summary>Multi-head attention that can shrink the embedding after projection (downsample_rate).</summary>
 public class Attention : nn.Module
 {
-    public readonly nn.Linear q_proj;
-    public readonly nn.Linear k_proj;
-    public readonly nn.Linear v_proj;
-    public readonly nn.Linear out_proj;
+    public readonly Linear q_proj;
+    public readonly Linear k_proj;
+    public readonly Linear v_proj;
+    public readonly Linear out_proj;
 
     public long embedding_dim { get; }
     public long kv_in_dim { get; }
@@ -19,17 +20,17 @@ public class Attention : nn.Module
     public long num_heads { get; }
     public double dropout_p { get; }
 
-    public Attention(long embedding_dim, long num_heads, long downsample_rate = 1, double dropout = 0.0, long? kv_in_dim = null)
+    public Attention(long embedding_dim, long num_heads, long downsample_rate = 1, double dropout = 0.0, long? kv_in_dim = null) : base(nameof(Attention))
     {
         this.embedding_dim = embedding_dim;
         this.kv_in_dim = kv_in_dim ?? embedding_dim;
         internal_dim = embedding_dim / downsample_rate;
         this.num_heads = num_heads;
         if (internal_dim % num_heads != 0) throw new ArgumentException("num_heads must divide embedding_dim.");
-        q_proj = new nn.Linear(embedding_dim, internal_dim);
-        k_proj = new nn.Linear(this.kv_in_dim, internal_dim);
-        v_proj = new nn.Linear(this.kv_in_dim, internal_dim);
-        out_proj = new nn.Linear(internal_dim, embedding_dim);
+        q_proj = nn.Linear(embedding_dim, internal_dim);
+        k_proj = nn.Linear(this.kv_in_dim, internal_dim);
+        v_proj = nn.Linear(this.kv_in_dim, internal_dim);
+        out_proj = nn.Linear(internal_dim, embedding_dim);
         dropout_p = dropout;
         RegisterComponents();
     }
@@ -62,7 +63,7 @@ public class Attention : nn.Module
         using (var kh = SeparateHeads(kp, num_heads))
         using (var vp = v_proj.forward(v))
         using (var vh = SeparateHeads(vp, num_heads))
-            out_ = nn.functional.scaled_dot_product_attention(qh, kh, vh, dropout_p: training ? dropout_p : 0.0);
+            out_ = nn.functional.scaled_dot_product_attention(qh, kh, vh, p: training ? dropout_p : 0.0);
         using var merged = RecombineHeads(out_);
         out_.Dispose();
         return out_proj.forward(merged).MoveToOuterDisposeScope();

@@ -1,5 +1,6 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling.Sam;
 
@@ -12,16 +13,16 @@ namespace TorchSam2.Modeling.Sam;
 public sealed class MaskDecoder : nn.Module
 {
     public readonly TwoWayTransformer transformer;
-    public readonly nn.Embedding iou_token;
-    public readonly nn.Embedding mask_tokens;
-    public readonly nn.Embedding? obj_score_token;
+    public readonly Embedding iou_token;
+    public readonly Embedding mask_tokens;
+    public readonly Embedding? obj_score_token;
     /// <summary>ConvTranspose2d, LayerNorm2d, act, ConvTranspose2d, act (keys 0, 1, 3).</summary>
-    public readonly nn.Sequential output_upscaling;
-    public readonly nn.Conv2d? conv_s0;
-    public readonly nn.Conv2d? conv_s1;
-    public readonly nn.ModuleList<MLP> output_hypernetworks_mlps;
+    public readonly Sequential output_upscaling;
+    public readonly Conv2d? conv_s0;
+    public readonly Conv2d? conv_s1;
+    public readonly ModuleList<MLP> output_hypernetworks_mlps;
     public readonly MLP iou_prediction_head;
-    /// <summary>nn.Linear, or an MLP when pred_obj_scores_mlp; null without pred_obj_scores.</summary>
+    /// <summary>Linear, or an MLP when pred_obj_scores_mlp; null without pred_obj_scores.</summary>
     public readonly nn.Module<Tensor, Tensor>? pred_obj_score_head;
 
     public long transformer_dim { get; }
@@ -49,42 +50,42 @@ public sealed class MaskDecoder : nn.Module
         double dynamic_multimask_stability_thresh = 0.98,
         bool pred_obj_scores = false,
         bool pred_obj_scores_mlp = false,
-        bool use_multimask_token_for_obj_ptr = false)
+        bool use_multimask_token_for_obj_ptr = false) : base(nameof(MaskDecoder))
     {
-        activation ??= () => new nn.GELU();
+        activation ??= () => nn.GELU();
         this.transformer_dim = transformer_dim;
         this.transformer = transformer;
         this.num_multimask_outputs = num_multimask_outputs;
 
-        iou_token = new nn.Embedding(1, transformer_dim);
+        iou_token = nn.Embedding(1, transformer_dim);
         num_mask_tokens = num_multimask_outputs + 1;
-        mask_tokens = new nn.Embedding(num_mask_tokens, transformer_dim);
+        mask_tokens = nn.Embedding(num_mask_tokens, transformer_dim);
 
         this.pred_obj_scores = pred_obj_scores;
-        if (pred_obj_scores) obj_score_token = new nn.Embedding(1, transformer_dim);
+        if (pred_obj_scores) obj_score_token = nn.Embedding(1, transformer_dim);
         this.use_multimask_token_for_obj_ptr = use_multimask_token_for_obj_ptr;
 
-        output_upscaling = new nn.Sequential(
-            new nn.ConvTranspose2d(transformer_dim, transformer_dim / 4, kernel_size: 2, stride: 2),
+        output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(transformer_dim, transformer_dim / 4, kernel_size: 2, stride: 2),
             new LayerNorm2d(transformer_dim / 4),
             activation(),
-            new nn.ConvTranspose2d(transformer_dim / 4, transformer_dim / 8, kernel_size: 2, stride: 2),
+            nn.ConvTranspose2d(transformer_dim / 4, transformer_dim / 8, kernel_size: 2, stride: 2),
             activation());
         this.use_high_res_features = use_high_res_features;
         if (use_high_res_features)
         {
-            conv_s0 = new nn.Conv2d(transformer_dim, transformer_dim / 8, kernel_size: 1, stride: 1);
-            conv_s1 = new nn.Conv2d(transformer_dim, transformer_dim / 4, kernel_size: 1, stride: 1);
+            conv_s0 = nn.Conv2d(transformer_dim, transformer_dim / 8, kernel_size: 1, stride: 1);
+            conv_s1 = nn.Conv2d(transformer_dim, transformer_dim / 4, kernel_size: 1, stride: 1);
         }
 
-        output_hypernetworks_mlps = new nn.ModuleList<MLP>(
-            Enumerable.Range(0, num_mask_tokens).Select(_ => new MLP(transformer_dim, transformer_dim, transformer_dim / 8, 3)));
+        output_hypernetworks_mlps = new ModuleList<MLP>(
+            Enumerable.Range(0, num_mask_tokens).Select(_ => new MLP(transformer_dim, transformer_dim, transformer_dim / 8, 3)).ToArray());
 
         iou_prediction_head = new MLP(transformer_dim, iou_head_hidden_dim, num_mask_tokens, iou_head_depth, sigmoid_output: iou_prediction_use_sigmoid);
         if (pred_obj_scores)
             pred_obj_score_head = pred_obj_scores_mlp
                 ? new MLP(transformer_dim, transformer_dim, 1, 3)
-                : new nn.Linear(transformer_dim, 1);
+                : nn.Linear(transformer_dim, 1);
 
         // With a single mask requested, fall back to the best multimask output when the
         // single-mask token's output is unstable.
@@ -121,8 +122,8 @@ public sealed class MaskDecoder : nn.Module
         // Pick the output mask(s).
         if (multimask_output)
         {
-            masks = masks.slice(1, 1, null);
-            iou_pred = iou_pred.slice(1, 1, null);
+            masks = masks.slice(1, 1, long.MaxValue, 1);
+            iou_pred = iou_pred.slice(1, 1, long.MaxValue, 1);
         }
         else if (dynamic_multimask_via_stability && !training)
         {
@@ -130,15 +131,15 @@ public sealed class MaskDecoder : nn.Module
         }
         else
         {
-            masks = masks.slice(1, 0, 1);
-            iou_pred = iou_pred.slice(1, 0, 1);
+            masks = masks.slice(1, 0, 1, 1);
+            iou_pred = iou_pred.slice(1, 0, 1, 1);
         }
 
         // The multimask tokens ([B, 3, C]) only when asked for; otherwise always the single-mask
         // token, which is what past object pointers were trained on.
         var sam_tokens_out = multimask_output && use_multimask_token_for_obj_ptr
-            ? mask_tokens_out.slice(1, 1, null)
-            : mask_tokens_out.slice(1, 0, 1);
+            ? mask_tokens_out.slice(1, 1, long.MaxValue, 1)
+            : mask_tokens_out.slice(1, 0, 1, 1);
 
         return (masks.MoveToOuterDisposeScope(), iou_pred.MoveToOuterDisposeScope(),
                 sam_tokens_out.MoveToOuterDisposeScope(), object_score_logits.MoveToOuterDisposeScope());
@@ -194,7 +195,7 @@ public sealed class MaskDecoder : nn.Module
         using (var pos_src = image_pe.repeat_interleave(nTok, 0))
             (hs, srcOut) = transformer.forward(src, pos_src, tokens);
         var iou_token_out = hs.select(1, s);
-        var mask_tokens_out = hs.slice(1, s + 1, s + 1 + num_mask_tokens);
+        var mask_tokens_out = hs.slice(1, s + 1, s + 1 + num_mask_tokens, 1);
 
         // Upscale the image features and predict masks from the mask tokens.
         Tensor upscaled_embedding;
@@ -212,13 +213,13 @@ public sealed class MaskDecoder : nn.Module
                 var feat_s0 = high_res_features[0];
                 var feat_s1 = high_res_features[1];
                 // dc1 → + feat_s1 → ln1 → act1 → dc2 → + feat_s0 → act2, each step freeing the one before
-                var x = output_upscaling[0].forward(srcMap);
+                var x = ((nn.Module<Tensor, Tensor>)output_upscaling[0]).forward(srcMap);
                 x = Then(x, t => t + feat_s1);
-                x = Then(x, output_upscaling[1].forward);
-                x = Then(x, output_upscaling[2].forward);
-                x = Then(x, output_upscaling[3].forward);
+                x = Then(x, ((nn.Module<Tensor, Tensor>)output_upscaling[1]).forward);
+                x = Then(x, ((nn.Module<Tensor, Tensor>)output_upscaling[2]).forward);
+                x = Then(x, ((nn.Module<Tensor, Tensor>)output_upscaling[3]).forward);
                 x = Then(x, t => t + feat_s0);
-                upscaled_embedding = Then(x, output_upscaling[4].forward);
+                upscaled_embedding = Then(x, ((nn.Module<Tensor, Tensor>)output_upscaling[4]).forward);
             }
         }
 
@@ -230,7 +231,7 @@ public sealed class MaskDecoder : nn.Module
         Tensor masks;
         using (upscaled_embedding)
         using (var flatUp = upscaled_embedding.view(ub, uc, uh * uw))
-            masks = hyper_in.matmul(flatUp).view(ub, -1, uh, uw);
+            masks = Sam2Utils.MatMul(hyper_in, flatUp).view(ub, -1, uh, uw);
 
         // Mask quality predictions.
         var iou_pred = iou_prediction_head.forward(iou_token_out);
@@ -257,8 +258,8 @@ public sealed class MaskDecoder : nn.Module
         using var scope = NewDisposeScope();
         var flat = mask_logits.flatten(-2);
         double delta = dynamic_multimask_stability_delta;
-        var area_i = (flat > delta).sum(-1).@float();
-        var area_u = (flat > -delta).sum(-1).@float();
+        var area_i = (flat > delta).sum(new long[] { -1 }).@float();
+        var area_u = (flat > -delta).sum(new long[] { -1 }).@float();
         var stability_scores = where(area_u > 0, area_i / area_u, 1.0);
         return stability_scores.MoveToOuterDisposeScope();
     }
@@ -270,15 +271,15 @@ public sealed class MaskDecoder : nn.Module
     public (Tensor mask_logits, Tensor iou_scores) _dynamic_multimask_via_stability(Tensor all_mask_logits, Tensor all_iou_scores)
     {
         using var scope = NewDisposeScope();
-        var multimask_logits = all_mask_logits.slice(1, 1, null);
-        var multimask_iou_scores = all_iou_scores.slice(1, 1, null);
+        var multimask_logits = all_mask_logits.slice(1, 1, long.MaxValue, 1);
+        var multimask_iou_scores = all_iou_scores.slice(1, 1, long.MaxValue, 1);
         var best_scores_inds = multimask_iou_scores.argmax(-1);
         var batch_inds = arange(multimask_iou_scores.size(0), ScalarType.Int64, all_iou_scores.device);
         var best_multimask_logits = multimask_logits.index(batch_inds, best_scores_inds).unsqueeze(1);
         var best_multimask_iou_scores = multimask_iou_scores.index(batch_inds, best_scores_inds).unsqueeze(1);
 
-        var singlemask_logits = all_mask_logits.slice(1, 0, 1);
-        var singlemask_iou_scores = all_iou_scores.slice(1, 0, 1);
+        var singlemask_logits = all_mask_logits.slice(1, 0, 1, 1);
+        var singlemask_iou_scores = all_iou_scores.slice(1, 0, 1, 1);
         var stability_scores = _get_stability_scores(singlemask_logits);
         var is_stable = stability_scores >= dynamic_multimask_stability_thresh;
 

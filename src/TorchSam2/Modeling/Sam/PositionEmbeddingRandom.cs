@@ -1,5 +1,6 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling.Sam;
 
@@ -16,7 +17,7 @@ public sealed class PositionEmbeddingRandom : nn.Module
     // Same object as the registered buffer (module moves replace its handle in place).
     private readonly Tensor _gaussian;
 
-    public PositionEmbeddingRandom(long num_pos_feats = 64, double? scale = null)
+    public PositionEmbeddingRandom(long num_pos_feats = 64, double? scale = null) : base(nameof(PositionEmbeddingRandom))
     {
         this.num_pos_feats = num_pos_feats;
         double s = scale is null || scale <= 0.0 ? 1.0 : scale.Value;
@@ -31,7 +32,7 @@ public sealed class PositionEmbeddingRandom : nn.Module
     {
         using var scope = NewDisposeScope();
         var c = coords * 2.0 - 1.0;
-        c = c.matmul(positional_encoding_gaussian_matrix);
+        c = Sam2Utils.MatMul(c, positional_encoding_gaussian_matrix);
         c = c * (2.0 * Math.PI);
         return cat([c.sin(), c.cos()], -1).MoveToOuterDisposeScope();
     }

@@ -1,5 +1,6 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling.Sam;
 
@@ -13,10 +14,10 @@ public sealed class PromptEncoder : nn.Module
 {
     public readonly PositionEmbeddingRandom pe_layer;
     /// <summary>Negative point, positive point, box top-left, box bottom-right.</summary>
-    public readonly nn.ModuleList<nn.Embedding> point_embeddings;
-    public readonly nn.Embedding not_a_point_embed;
-    public readonly nn.Sequential mask_downscaling;
-    public readonly nn.Embedding no_mask_embed;
+    public readonly ModuleList<Embedding> point_embeddings;
+    public readonly Embedding not_a_point_embed;
+    public readonly Sequential mask_downscaling;
+    public readonly Embedding no_mask_embed;
 
     public long embed_dim { get; }
     public (long h, long w) input_image_size { get; }
@@ -30,27 +31,27 @@ public sealed class PromptEncoder : nn.Module
         (long h, long w) image_embedding_size,
         (long h, long w) input_image_size,
         long mask_in_chans,
-        Func<nn.Module<Tensor, Tensor>>? activation = null)
+        Func<nn.Module<Tensor, Tensor>>? activation = null) : base(nameof(PromptEncoder))
     {
-        activation ??= () => new nn.GELU();
+        activation ??= () => nn.GELU();
         this.embed_dim = embed_dim;
         this.input_image_size = input_image_size;
         this.image_embedding_size = image_embedding_size;
         pe_layer = new PositionEmbeddingRandom(embed_dim / 2);
 
-        point_embeddings = new nn.ModuleList<nn.Embedding>(Enumerable.Range(0, num_point_embeddings).Select(_ => new nn.Embedding(1, embed_dim)));
-        not_a_point_embed = new nn.Embedding(1, embed_dim);
+        point_embeddings = new ModuleList<Embedding>((Enumerable.Range(0, num_point_embeddings).Select(_ => nn.Embedding(1, embed_dim))).ToArray());
+        not_a_point_embed = nn.Embedding(1, embed_dim);
 
         mask_input_size = (4 * image_embedding_size.h, 4 * image_embedding_size.w);
-        mask_downscaling = new nn.Sequential(
-            new nn.Conv2d(1, mask_in_chans / 4, kernel_size: 2, stride: 2),
+        mask_downscaling = nn.Sequential(
+            nn.Conv2d(1, mask_in_chans / 4, kernel_size: 2, stride: 2),
             new LayerNorm2d(mask_in_chans / 4),
             activation(),
-            new nn.Conv2d(mask_in_chans / 4, mask_in_chans, kernel_size: 2, stride: 2),
+            nn.Conv2d(mask_in_chans / 4, mask_in_chans, kernel_size: 2, stride: 2),
             new LayerNorm2d(mask_in_chans),
             activation(),
-            new nn.Conv2d(mask_in_chans, embed_dim, kernel_size: 1));
-        no_mask_embed = new nn.Embedding(1, embed_dim);
+            nn.Conv2d(mask_in_chans, embed_dim, kernel_size: 1));
+        no_mask_embed = nn.Embedding(1, embed_dim);
         RegisterComponents();
     }
 

@@ -1,5 +1,6 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling.Sam;
 
@@ -18,7 +19,7 @@ public static class RoPE
         using var scope = NewDisposeScope();
         var t = arange(0, end_x * end_y, 1, ScalarType.Float32);
         var tx = t % end_x;
-        var ty = t.div((double)end_x, "floor");
+        var ty = t.div((double)end_x, RoundingMode.floor);
         return (tx.MoveToOuterDisposeScope(), ty.MoveToOuterDisposeScope());
     }
 
@@ -94,7 +95,8 @@ public class RoPEAttention : Attention
     private readonly long _featTokens;
     private readonly long[] _featSizes;
     // RoPE tables by (sequence length, device); rebuilt for a new length as the reference does.
-    private readonly Dictionary<(long, Device), Tensor> _tables = new();
+    // Keyed by device type and index: TorchSharp devices have no value equality.
+    private readonly Dictionary<(long, DeviceType, int), Tensor> _tables = new();
     private readonly object _lock = new();
 
     public bool rope_k_repeat { get; }
@@ -118,7 +120,7 @@ public class RoPEAttention : Attention
     {
         lock (_lock)
         {
-            if (_tables.TryGetValue((n, device), out var t)) return t;
+            if (_tables.TryGetValue((n, device.type, device.index), out var t)) return t;
             Tensor cpu;
             if (n == _featTokens) cpu = RoPE.ComputeAxialCis(internal_dim / num_heads, _featSizes[0], _featSizes[1], _ropeTheta);
             else
@@ -129,12 +131,12 @@ public class RoPEAttention : Attention
                 cpu = RoPE.ComputeAxialCis(internal_dim / num_heads, w, w, _ropeTheta);
             }
             cpu.DetachFromDisposeScope();
-            if (device.Type != DeviceType.CPU)
+            if (device.type != DeviceType.CPU)
             {
                 using (cpu) t = cpu.to(device).DetachFromDisposeScope();
             }
             else t = cpu;
-            _tables[(n, device)] = t;
+            _tables[(n, device.type, device.index)] = t;
             return t;
         }
     }
@@ -175,19 +177,19 @@ public class RoPEAttention : Attention
         Tensor out_;
         using (qr)
         using (kr)
-            out_ = nn.functional.scaled_dot_product_attention(qr, kr, vh, dropout_p: training ? dropout_p : 0.0);
+            out_ = nn.functional.scaled_dot_product_attention(qr, kr, vh, p: training ? dropout_p : 0.0);
         using (out_)
         using (var merged = RecombineHeads(out_))
             return out_proj.forward(merged).MoveToOuterDisposeScope();
     }
 
-    public override void Dispose()
+    protected override void Dispose(bool disposing)
     {
         lock (_lock)
         {
             foreach (var t in _tables.Values) t.Dispose();
             _tables.Clear();
         }
-        base.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -1,5 +1,6 @@
-using TorchSam2.Torch;
-using static TorchSam2.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace TorchSam2.Modeling.Sam;
 
@@ -12,9 +13,9 @@ namespace TorchSam2.Modeling.Sam;
 /// </summary>
 public sealed class TwoWayTransformer : nn.Module
 {
-    public readonly nn.ModuleList<TwoWayAttentionBlock> layers;
+    public readonly ModuleList<TwoWayAttentionBlock> layers;
     public readonly Attention final_attn_token_to_image;
-    public readonly nn.LayerNorm norm_final_attn;
+    public readonly LayerNorm norm_final_attn;
 
     public int depth { get; }
     public long embedding_dim { get; }
@@ -22,13 +23,13 @@ public sealed class TwoWayTransformer : nn.Module
     public long mlp_dim { get; }
 
     /// <param name="activation">MLP activation name ("relu" or "gelu").</param>
-    public TwoWayTransformer(int depth, long embedding_dim, long num_heads, long mlp_dim, string activation = "relu", long attention_downsample_rate = 2)
+    public TwoWayTransformer(int depth, long embedding_dim, long num_heads, long mlp_dim, string activation = "relu", long attention_downsample_rate = 2) : base(nameof(TwoWayTransformer))
     {
         this.depth = depth;
         this.embedding_dim = embedding_dim;
         this.num_heads = num_heads;
         this.mlp_dim = mlp_dim;
-        layers = new nn.ModuleList<TwoWayAttentionBlock>();
+        layers = new ModuleList<TwoWayAttentionBlock>();
         for (int i = 0; i < depth; i++)
             layers.append(new TwoWayAttentionBlock(
                 embedding_dim: embedding_dim,
@@ -38,7 +39,7 @@ public sealed class TwoWayTransformer : nn.Module
                 attention_downsample_rate: attention_downsample_rate,
                 skip_first_layer_pe: i == 0));
         final_attn_token_to_image = new Attention(embedding_dim, num_heads, downsample_rate: attention_downsample_rate);
-        norm_final_attn = new nn.LayerNorm(embedding_dim);
+        norm_final_attn = nn.LayerNorm(embedding_dim);
         RegisterComponents();
     }
 
@@ -79,25 +80,25 @@ public sealed class TwoWayTransformer : nn.Module
 public sealed class TwoWayAttentionBlock : nn.Module
 {
     public readonly Attention self_attn;
-    public readonly nn.LayerNorm norm1;
+    public readonly LayerNorm norm1;
     public readonly Attention cross_attn_token_to_image;
-    public readonly nn.LayerNorm norm2;
+    public readonly LayerNorm norm2;
     public readonly MLP mlp;
-    public readonly nn.LayerNorm norm3;
-    public readonly nn.LayerNorm norm4;
+    public readonly LayerNorm norm3;
+    public readonly LayerNorm norm4;
     public readonly Attention cross_attn_image_to_token;
 
     public bool skip_first_layer_pe { get; }
 
-    public TwoWayAttentionBlock(long embedding_dim, long num_heads, long mlp_dim = 2048, string activation = "relu", long attention_downsample_rate = 2, bool skip_first_layer_pe = false)
+    public TwoWayAttentionBlock(long embedding_dim, long num_heads, long mlp_dim = 2048, string activation = "relu", long attention_downsample_rate = 2, bool skip_first_layer_pe = false) : base(nameof(TwoWayAttentionBlock))
     {
         self_attn = new Attention(embedding_dim, num_heads);
-        norm1 = new nn.LayerNorm(embedding_dim);
+        norm1 = nn.LayerNorm(embedding_dim);
         cross_attn_token_to_image = new Attention(embedding_dim, num_heads, downsample_rate: attention_downsample_rate);
-        norm2 = new nn.LayerNorm(embedding_dim);
+        norm2 = nn.LayerNorm(embedding_dim);
         mlp = new MLP(embedding_dim, mlp_dim, embedding_dim, num_layers: 2, activation: activation);
-        norm3 = new nn.LayerNorm(embedding_dim);
-        norm4 = new nn.LayerNorm(embedding_dim);
+        norm3 = nn.LayerNorm(embedding_dim);
+        norm4 = nn.LayerNorm(embedding_dim);
         cross_attn_image_to_token = new Attention(embedding_dim, num_heads, downsample_rate: attention_downsample_rate);
         this.skip_first_layer_pe = skip_first_layer_pe;
         RegisterComponents();
