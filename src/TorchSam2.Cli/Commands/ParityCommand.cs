@@ -10,12 +10,15 @@ internal static class ParityCommand
     {
         var dirs = new Argument<string[]>("case-dir") { Description = "parity case folders (each with case.json), or a folder of cases", Arity = ArgumentArity.OneOrMore };
         var threads = Common.Threads();
+        var device = Common.Device();
         var cmd = new Command("parity", "Replay PyTorch reference cases and compare every output (shared/parity/README.md)");
         cmd.Arguments.Add(dirs);
         cmd.Options.Add(threads);
+        cmd.Options.Add(device);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
+            var dev = Common.ParseDevice(pr.GetValue(device)!);
             var cases = new List<string>();
             foreach (var d in pr.GetValue(dirs)!)
             {
@@ -28,7 +31,7 @@ internal static class ParityCommand
             foreach (var c in cases)
             {
                 AnsiConsole.MarkupLine($"[bold]{Markup.Escape(Path.GetFileName(c.TrimEnd('/')))}[/]");
-                var report = ParityRunner.Run(c, check => Console.WriteLine("  " + check));
+                var report = ParityRunner.Run(c, check => Console.WriteLine("  " + check), dev);
                 foreach (var e in report.Errors) AnsiConsole.MarkupLine($"  [red]error[/] {Markup.Escape(e)}");
                 foreach (var n in report.NotImplemented) AnsiConsole.MarkupLine($"  [yellow]not implemented[/] {Markup.Escape(n)}");
                 AnsiConsole.MarkupLine(report.Passed ? $"  [green]{Markup.Escape(report.Summary)}[/]" : $"  [red]{Markup.Escape(report.Summary)}[/]");

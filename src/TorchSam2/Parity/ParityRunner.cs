@@ -24,15 +24,21 @@ public sealed class ParityRunner
     private Dictionary<string, Tensor> _inputs = new();
     private Dictionary<string, Tensor> _expected = new();
 
-    private ParityRunner(ParityCase c, Action<ParityCheck>? onCheck)
+    private readonly Device _device;
+
+    private ParityRunner(ParityCase c, Action<ParityCheck>? onCheck, Device device)
     {
         _case = c;
+        _device = device;
         _report = new ParityReport(c.Name, c.Kind);
         _onCheck = onCheck;
     }
 
-    /// <summary>Runs one case folder; never throws for a failing case (errors land in the report).</summary>
-    public static ParityReport Run(string caseDir, Action<ParityCheck>? onCheck = null)
+    /// <summary>
+    /// Runs one case folder on <paramref name="device"/> (the CPU by default); never throws for a failing case
+    /// (errors land in the report). Outputs are compared on the CPU against the case's tolerances.
+    /// </summary>
+    public static ParityReport Run(string caseDir, Action<ParityCheck>? onCheck = null, Device? device = null)
     {
         ParityCase c;
         try
@@ -45,7 +51,7 @@ public sealed class ParityRunner
             r.Errors.Add(e.Message);
             return r;
         }
-        return new ParityRunner(c, onCheck).Execute();
+        return new ParityRunner(c, onCheck, device ?? CPU).Execute();
     }
 
     private ParityReport Execute()
@@ -55,9 +61,16 @@ public sealed class ParityRunner
         try
         {
             _inputs = ParityCase.LoadTensors(_case.InputsPath);
+            if (_device.type != DeviceType.CPU)
+                foreach (var k in _inputs.Keys.ToList())
+                {
+                    var moved = _inputs[k].to(_device).DetachFromDisposeScope();
+                    _inputs[k].Dispose();
+                    _inputs[k] = moved;
+                }
             _expected = ParityCase.LoadTensors(_case.ExpectedPath);
             var cfg = Sam2ConfigLoader.Load(_case.ConfigPath);
-            model = BuildSam.build_sam2(cfg, _case.WeightsPath);
+            model = BuildSam.build_sam2(cfg, _case.WeightsPath, _device);
             model.eval();
             switch (_case.Kind)
             {
