@@ -17,7 +17,14 @@ public sealed class ImagePrediction(Tensor masks, Tensor iouPredictions, Tensor 
     /// <summary>C×h×w logits at the decoder's resolution, clamped to ±32; feed one back as a mask input.</summary>
     public Tensor LowResMasks { get; } = lowResMasks;
 
-    public float[] Scores => IouPredictions.to(ScalarType.Float32).ToArray<float>();
+    public float[] Scores
+    {
+        get
+        {
+            using var f = IouPredictions.to(ScalarType.Float32);
+            return f.ToArray<float>();
+        }
+    }
 
     /// <summary>Index of the mask with the highest predicted IoU.</summary>
     public int BestIndex

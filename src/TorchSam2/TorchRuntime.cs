@@ -58,10 +58,11 @@ public static partial class TorchRuntime
     }
 
     /// <summary>
-    /// Tensors the calling thread created and has not disposed (TorchSharp counts per thread). Long runs that
-    /// dispose deterministically hold it flat; the leak tests assert on it.
+    /// Live tensors in the whole process (TorchSharp's Tensor.TotalCount: created minus disposed, finalizers
+    /// included). Long runs that dispose deterministically hold it flat; the leak tests assert on it after a full
+    /// GC, in a test collection that runs alone.
     /// </summary>
-    public static long LiveTensorCount => TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+    public static long LiveTensorCount => Tensor.TotalCount;
 
     [GeneratedRegex("^(cpu|cuda|cuda:[0-9]{1,3})$")]
     private static partial Regex DeviceName();

@@ -17,7 +17,7 @@ internal static class NativeMemory
         GC.Collect();
     }
 
-    /// <summary>Live tensors this thread made and has not disposed (TorchSharp counts per thread), after flushing the finalizer queue.</summary>
+    /// <summary>Live tensors in the process after flushing the finalizer queue.</summary>
     public static long Live()
     {
         FullCollect();
