@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace TorchSam2.Checkpoints;
 
 /// <summary>Detects a checkpoint's format by content, and loads its state dict as managed records.</summary>
@@ -8,19 +10,25 @@ public static class CheckpointFile
     {
         using var fs = OpenRead(path);
         Span<byte> head = stackalloc byte[HeadLength];
-        return DetectFormat(head[..fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)]);
+        return DetectFormat(head[..fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)], fs.Length);
     }
 
     internal const int HeadLength = 16;
 
-    /// <summary>The format told by a file's first bytes (up to <see cref="HeadLength"/>).</summary>
-    internal static CheckpointFormat DetectFormat(ReadOnlySpan<byte> head)
+    /// <summary>The format told by a file's first bytes (up to <see cref="HeadLength"/>) and its length.</summary>
+    internal static CheckpointFormat DetectFormat(ReadOnlySpan<byte> head, long fileLength)
     {
         int n = head.Length;
+        // safetensors first: a u64 header length, then a JSON object starting with '{'. Its length's low bytes are
+        // arbitrary, so they may read as "PK" or 0x80; a length that fits the file decides it. (A zip's byte 8 is
+        // its compression method, 0 or 8; legacy torch.save's is 0xf9, inside its magic number.)
+        bool brace = n >= 9 && head[8] == (byte)'{';
+        if (brace && BinaryPrimitives.ReadUInt64LittleEndian(head) is var len && len >= 2 && len <= (ulong)Math.Max(0, fileLength - 8))
+            return CheckpointFormat.SafeTensors;
         if (n >= 2 && head[0] == (byte)'P' && head[1] == (byte)'K') return CheckpointFormat.PyTorchZip;
         if (n >= 1 && head[0] == 0x80) return CheckpointFormat.LegacyPickle;
-        // safetensors: u64 header length, then a JSON object starting with '{'.
-        if (n >= 9 && head[8] == (byte)'{') return CheckpointFormat.SafeTensors;
+        // A '{' after an implausible length: a truncated safetensors file, which its reader explains.
+        if (brace) return CheckpointFormat.SafeTensors;
         return CheckpointFormat.Unknown;
     }
 

@@ -1,6 +1,5 @@
 using static TorchSharp.torch;
 using TorchSharp;
-using System.IO.Compression;
 
 namespace TorchSam2.Checkpoints;
 
@@ -13,10 +12,10 @@ namespace TorchSam2.Checkpoints;
 public sealed class CheckpointReader : IDisposable
 {
     private readonly FileStream _file;
-    private readonly ZipArchive? _zip;
+    private readonly ZipReader? _zip;
     private readonly OrderedDictionary<string, StoredTensor> _tensors;
 
-    private CheckpointReader(string path, CheckpointFormat format, FileStream file, ZipArchive? zip,
+    private CheckpointReader(string path, CheckpointFormat format, FileStream file, ZipReader? zip,
                              OrderedDictionary<string, StoredTensor> tensors, IReadOnlyDictionary<string, string> metadata)
     {
         Path = path;
@@ -48,7 +47,7 @@ public sealed class CheckpointReader : IDisposable
             Span<byte> head = stackalloc byte[CheckpointFile.HeadLength];
             head = head[..fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)];
             fs.Position = 0;
-            var format = CheckpointFile.DetectFormat(head);
+            var format = CheckpointFile.DetectFormat(head, fs.Length);
             switch (format)
             {
                 case CheckpointFormat.PyTorchZip:
@@ -77,7 +76,7 @@ public sealed class CheckpointReader : IDisposable
         catch (CheckpointException e)
         {
             fs.Dispose();
-            throw new CheckpointException($"{path}: {e.Message}", e);
+            throw new CheckpointException($"{UntrustedText.Escape(path, int.MaxValue)}: {e.Message}", e);
         }
         catch
         {
@@ -102,14 +101,19 @@ public sealed class CheckpointReader : IDisposable
 
     private T Reading<T>(string name, Func<StoredTensor, T> read)
     {
-        if (!_tensors.TryGetValue(name, out var t)) throw new KeyNotFoundException($"{Path}: no tensor '{name}'");
+        if (!_tensors.TryGetValue(name, out var t))
+            throw new KeyNotFoundException($"{UntrustedText.Escape(Path, int.MaxValue)}: no tensor {UntrustedText.Quote(name)}");
         try
         {
             return read(t);
         }
-        catch (Exception e) when (e is CheckpointException or IOException)
+        catch (CheckpointException e)
         {
-            throw new CheckpointException($"{Path}: tensor '{name}': {e.Message}", e);
+            throw new CheckpointException($"{UntrustedText.Escape(Path, int.MaxValue)}: tensor {UntrustedText.Quote(name)}: {e.Message}", e);
+        }
+        catch (IOException e)
+        {
+            throw new CheckpointException($"{UntrustedText.Escape(Path, int.MaxValue)}: tensor {UntrustedText.Quote(name)}: {UntrustedText.OneLine(e.Message)}", e);
         }
     }
 

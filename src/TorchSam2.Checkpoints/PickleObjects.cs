@@ -1,6 +1,5 @@
 using static TorchSharp.torch;
 using TorchSharp;
-using System.IO.Compression;
 
 namespace TorchSam2.Checkpoints;
 
@@ -29,7 +28,7 @@ public sealed record PickleGlobal(string Module, string Name)
 public sealed class PickleStorage
 {
     private readonly byte[]? _data;
-    private readonly ZipArchiveEntry? _entry;
+    private readonly StorageBytes? _entry;
 
     /// <summary>A storage held in memory.</summary>
     public PickleStorage(ScalarType dtype, string key, byte[] data)
@@ -41,7 +40,7 @@ public sealed class PickleStorage
     }
 
     // A storage of numElements elements in a zip entry (big-endian files are swapped as they are read).
-    internal PickleStorage(ScalarType dtype, string key, long numElements, ZipArchiveEntry entry, bool bigEndian)
+    internal PickleStorage(ScalarType dtype, string key, long numElements, StorageBytes entry, bool bigEndian)
     {
         DType = dtype;
         Key = key;
@@ -59,47 +58,27 @@ public sealed class PickleStorage
 
     internal bool BigEndian { get; }
 
+    // Where the storage lies in the file, to read a whole checkpoint in file order.
+    internal long FileOffset => _entry?.FileOffset ?? 0;
+
     /// <summary>Reads bytes [start, start + destination.Length) of the storage, as stored.</summary>
     internal void ReadRange(long start, Span<byte> destination)
     {
         if (_data is not null)
         {
-            _data.AsSpan(checked((int)start), destination.Length).CopyTo(destination);
+            if (start < 0 || start > _data.LongLength || destination.Length > _data.LongLength - start)
+                throw new CheckpointException($"read of bytes [{start}, {start + destination.Length}) is outside storage {UntrustedText.Quote(Key)}");
+            _data.AsSpan((int)start, destination.Length).CopyTo(destination);
             return;
         }
-        try
-        {
-            using var s = _entry!.Open();
-            // Storages are read from their start (zip entries do not seek); a view at an offset skips bytes.
-            if (start > 0)
-            {
-                if (s.CanSeek) s.Position = start;
-                else
-                {
-                    var skip = new byte[(int)Math.Min(start, 1 << 16)];
-                    for (long left = start; left > 0;)
-                    {
-                        int n = s.Read(skip, 0, (int)Math.Min(left, skip.Length));
-                        if (n == 0) break;
-                        left -= n;
-                    }
-                }
-            }
-            int got = s.ReadAtLeast(destination, destination.Length, throwOnEndOfStream: false);
-            if (got != destination.Length)
-                throw new CheckpointException($"truncated zip archive: storage '{Key}' ended before byte {start + destination.Length}");
-        }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
-        {
-            throw new CheckpointException($"truncated or corrupt zip archive while reading storage '{Key}' ({e.Message})", e);
-        }
+        _entry!.Read(start, destination);
     }
 
     /// <summary>The whole storage as bytes, as stored.</summary>
     internal byte[] ReadAll()
     {
         long bytes = checked(NumElements * DType.ElementSize());
-        if (bytes > Array.MaxLength) throw new CheckpointException($"storage '{Key}' of {bytes} bytes is too large for one array");
+        if (bytes > Array.MaxLength) throw new CheckpointException($"storage {UntrustedText.Quote(Key)} of {bytes} bytes is too large for one array");
         var data = new byte[bytes];
         if (bytes > 0) ReadRange(0, data);
         return data;

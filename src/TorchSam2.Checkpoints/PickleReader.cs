@@ -12,7 +12,9 @@ namespace TorchSam2.Checkpoints;
 /// against an allow-list and only a fixed set of constructors is emulated. Values map to
 /// null, bool, long, <see cref="BigInteger"/>, double, string, byte[], <c>object?[]</c> (tuple),
 /// <c>List&lt;object?&gt;</c>, <see cref="PickleDict"/> and <see cref="StoredTensor"/> (tensors, read on demand).
-/// Parsing is iterative (no recursion) and every length is checked against the remaining input.
+/// Parsing is iterative (no recursion), every length is checked against the remaining input before anything is
+/// allocated, and the values a pickle may push are bounded (<see cref="CheckpointLimits.MaxPickleValues"/>), so
+/// neither the stack nor memory depends on what the file asks for.
 /// </summary>
 public sealed class PickleReader
 {
@@ -25,6 +27,7 @@ public sealed class PickleReader
     private readonly Dictionary<long, object?> _memo = [];
     private int _pos;
     private int _opPos;
+    private int _values; // pushes and memo entries so far, against CheckpointLimits.MaxPickleValues
 
     /// <param name="data">The whole pickle.</param>
     /// <param name="persistentLoad">Resolves BINPERSID ids (for torch: storages); null rejects them.</param>
@@ -48,12 +51,17 @@ public sealed class PickleReader
             byte op = ReadByte(d);
             switch (op)
             {
-                case 0x80: ReadByte(d); break; // PROTO: any version; unknown opcodes fail below
+                case 0x80: // PROTO
+                {
+                    byte version = ReadByte(d);
+                    if (version > 5) throw new CheckpointException($"pickle protocol {version} is not supported (at most 5)");
+                    break;
+                }
                 case 0x95: Take(d, 8); break; // FRAME: a length hint only
                 case 0x2e: // STOP
                     if (_stack.Count != 1) throw Malformed($"STOP with {_stack.Count} items on the stack");
                     return Pop();
-                case 0x28: _marks.Push(_stack.Count); _stack.Add(MarkObject); break; // MARK
+                case 0x28: Count(); _marks.Push(_stack.Count); _stack.Add(MarkObject); break; // MARK
                 case 0x31: PopMark(); break; // POP_MARK
                 case 0x30: Pop(); break; // POP
                 case 0x32: Push(Peek()); break; // DUP
@@ -94,9 +102,9 @@ public sealed class PickleReader
                 case 0x61: { object? v = Pop(); PeekList().Add(v); break; } // APPEND
                 case 0x65: { var items = PopMark(); PeekList().AddRange(items); break; } // APPENDS
 
-                case 0x71: _memo[ReadByte(d)] = Peek(); break; // BINPUT
-                case 0x72: _memo[BinaryPrimitives.ReadUInt32LittleEndian(Take(d, 4))] = Peek(); break; // LONG_BINPUT
-                case 0x94: _memo[_memo.Count] = Peek(); break; // MEMOIZE
+                case 0x71: MemoPut(ReadByte(d)); break; // BINPUT
+                case 0x72: MemoPut(BinaryPrimitives.ReadUInt32LittleEndian(Take(d, 4))); break; // LONG_BINPUT
+                case 0x94: MemoPut(_memo.Count); break; // MEMOIZE
                 case 0x68: Push(MemoGet(ReadByte(d))); break; // BINGET
                 case 0x6a: Push(MemoGet(BinaryPrimitives.ReadUInt32LittleEndian(Take(d, 4)))); break; // LONG_BINGET
 
@@ -173,8 +181,12 @@ public sealed class PickleReader
 
     private string ReadLine(ReadOnlySpan<byte> d)
     {
-        int nl = d[_pos..].IndexOf((byte)'\n');
-        if (nl < 0) throw new CheckpointException($"truncated pickle: unterminated GLOBAL name at offset {_opPos}");
+        // A Python module path or name; a longer "line" is not one (and would only be refused below).
+        int nl = d[_pos..Math.Min(d.Length, _pos + 1024)].IndexOf((byte)'\n');
+        if (nl < 0)
+            throw new CheckpointException(_pos + 1024 < d.Length
+                ? $"malformed pickle at offset {_opPos}: GLOBAL name longer than 1024 bytes"
+                : $"truncated pickle: unterminated GLOBAL name at offset {_opPos}");
         string s = Encoding.UTF8.GetString(d.Slice(_pos, nl));
         _pos += nl + 1;
         return s;
@@ -206,7 +218,25 @@ public sealed class PickleReader
         return new BigInteger(bytes, isUnsigned: false, isBigEndian: false);
     }
 
-    private void Push(object? o) => _stack.Add(o);
+    private void Push(object? o)
+    {
+        Count();
+        _stack.Add(o);
+    }
+
+    private void Count()
+    {
+        if (++_values > CheckpointLimits.MaxPickleValues)
+            throw new CheckpointException(
+                $"pickle pushes more than {CheckpointLimits.MaxPickleValues:N0} values (at offset {_opPos}); a state dict needs a few thousand");
+    }
+
+    private void MemoPut(long index)
+    {
+        object? top = Peek();
+        if (!_memo.ContainsKey(index)) Count();
+        _memo[index] = top;
+    }
 
     private object? Peek()
     {
@@ -257,7 +287,7 @@ public sealed class PickleReader
         string full = $"{module}.{name}";
         if (!PickleGlobals.IsAllowed(full))
             throw new CheckpointException(
-                $"refusing to load global '{full}' (pickle offset {_opPos}): it is not a tensor/state-dict type, " +
+                $"refusing to load global {UntrustedText.Quote(full)} (pickle offset {_opPos}): it is not a tensor/state-dict type, " +
                 "and loading it could run arbitrary code; the file may be malicious");
         return new PickleGlobal(module, name);
     }
@@ -274,10 +304,24 @@ public sealed class PickleReader
 
     private object? Call(object? func, object? argsObj)
     {
-        if (func is not PickleGlobal g) throw Malformed($"REDUCE on non-callable {Describe(func)}");
-        if (argsObj is not object?[] args) throw Malformed($"arguments to {g.FullName} are not a tuple");
+        for (int depth = 0; ; depth++)
+        {
+            if (func is not PickleGlobal g) throw Malformed($"REDUCE on non-callable {Describe(func)}");
+            if (argsObj is not object?[] args) throw Malformed($"arguments to {g.FullName} are not a tuple");
+            if (g.FullName != PickleGlobals.RebuildFromTypeV2) return CallOne(g, args);
+            // (func, new_type, args, state): rebuild with func(*args); the subclass does not matter. Unwrapped in a
+            // loop, as a file can nest these wrappers as deep as it likes.
+            if (args.Length < 3) throw Malformed($"{g.FullName} needs 4 arguments");
+            if (depth >= CheckpointLimits.MaxNestingDepth)
+                throw Malformed($"{g.FullName} nested more than {CheckpointLimits.MaxNestingDepth:N0} deep");
+            (func, argsObj) = (args[0], args[2]);
+        }
+    }
+
+    private object? CallOne(PickleGlobal g, object?[] args)
+    {
         string name = g.FullName;
-        if (!PickleGlobals.IsCallable(name)) throw Malformed($"global '{name}' cannot be called");
+        if (!PickleGlobals.IsCallable(name)) throw Malformed($"global {UntrustedText.Quote(name)} cannot be called");
         switch (name)
         {
             case PickleGlobals.OrderedDict:
@@ -296,20 +340,16 @@ public sealed class PickleReader
             case PickleGlobals.RebuildParameterWithState:
                 // (data, requires_grad, backward_hooks[, state]): a parameter is its data here.
                 return args.Length >= 1 && args[0] is StoredTensor t ? t : throw Malformed($"{name} without a tensor");
-            case PickleGlobals.RebuildFromTypeV2:
-                // (func, new_type, args, state): rebuild with func(*args); the subclass does not matter.
-                if (args.Length < 3) throw Malformed($"{name} needs 4 arguments");
-                return Call(args[0], args[2]);
             case PickleGlobals.TorchSize:
                 return args.Length == 1 && args[0] is object?[] dims ? dims : throw Malformed("torch.Size needs a tuple");
             case PickleGlobals.CodecsEncode:
                 // Protocol 2 pickles bytes as _codecs.encode(str, 'latin1').
                 if (args.Length == 2 && args[0] is string s && args[1] is string enc &&
                     enc.Replace("-", "").Equals("latin1", StringComparison.OrdinalIgnoreCase))
-                    return Encoding.Latin1.GetBytes(s);
+                    return s.All(c => c <= '\u00ff') ? Encoding.Latin1.GetBytes(s) : throw Malformed("_codecs.encode: text is not latin1");
                 throw Malformed("_codecs.encode is only supported for latin1 strings");
             default:
-                throw Malformed($"global '{name}' cannot be called");
+                throw Malformed($"global {UntrustedText.Quote(name)} cannot be called");
         }
     }
 
@@ -326,8 +366,23 @@ public sealed class PickleReader
         }
         catch (CheckpointException e)
         {
-            throw new CheckpointException($"tensor at pickle offset {_opPos}: {e.Message}");
+            throw new CheckpointException(NearbyKey() is { } key
+                ? $"tensor {UntrustedText.Quote(key)} (pickle offset {_opPos}): {e.Message}"
+                : $"tensor at pickle offset {_opPos}: {e.Message}");
         }
+    }
+
+    // The dict key a tensor is being built for: in torch.save's layout it lies just below the REDUCE (under a
+    // MARK and a global when the tensor is wrapped in a Parameter). Only for messages.
+    private string? NearbyKey()
+    {
+        for (int i = _stack.Count - 1, seen = 0; i >= 0 && seen < 4; i--, seen++)
+        {
+            object? o = _stack[i];
+            if (o is string s) return s;
+            if (!ReferenceEquals(o, MarkObject) && o is not PickleGlobal) return null;
+        }
+        return null;
     }
 
     private long[] ToLongs(object? o, string what)
@@ -341,7 +396,7 @@ public sealed class PickleReader
     internal static string Describe(object? o) => o switch
     {
         null => "None",
-        PickleGlobal g => g.FullName,
+        PickleGlobal g => UntrustedText.Quote(g.FullName),
         string => "a string",
         _ => o.GetType().Name,
     };

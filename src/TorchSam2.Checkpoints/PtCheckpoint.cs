@@ -1,6 +1,5 @@
 using static TorchSharp.torch;
 using TorchSharp;
-using System.IO.Compression;
 using System.Text;
 
 namespace TorchSam2.Checkpoints;
@@ -25,7 +24,7 @@ public static class PtCheckpoint
         }
         catch (CheckpointException e)
         {
-            throw new CheckpointException($"{path}: {e.Message}", e);
+            throw new CheckpointException($"{UntrustedText.Escape(path, int.MaxValue)}: {e.Message}", e);
         }
     }
 
@@ -33,34 +32,33 @@ public static class PtCheckpoint
     public static object? Read(Stream stream)
     {
         var (zip, root) = Open(stream);
-        using (zip) return Materialize(root);
+        using (zip)
+        {
+            CheckTree(root);
+            return Materialize(root);
+        }
     }
 
     /// <summary>
     /// Opens the zip and reads its pickle; tensors in the returned tree are <see cref="StoredTensor"/>s whose bytes
     /// stay in the archive, which (with the stream) must stay open while they are read.
     /// </summary>
-    internal static (ZipArchive Zip, object? Root) Open(Stream stream)
+    internal static (ZipReader Zip, object? Root) Open(Stream stream)
     {
         CheckMagic(stream);
-        ZipArchive zip;
+        var zip = ZipReader.Open(stream);
         try
         {
-            zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
+            return (zip, ReadArchive(zip));
         }
-        catch (InvalidDataException e)
-        {
-            throw new CheckpointException($"truncated or corrupt zip archive ({e.Message})", e);
-        }
-        try
-        {
-            return (zip, ReadArchive(zip, stream.CanSeek ? stream.Length : long.MaxValue));
-        }
-        catch (Exception e)
+        catch (Exception e) when (e is IOException or InvalidDataException)
         {
             zip.Dispose();
-            if (e is InvalidDataException) throw new CheckpointException($"truncated or corrupt zip archive ({e.Message})", e);
-            if (e is EndOfStreamException) throw new CheckpointException($"truncated zip archive ({e.Message})", e);
+            throw new CheckpointException($"truncated or corrupt zip archive ({UntrustedText.OneLine(e.Message)})", e);
+        }
+        catch
+        {
+            zip.Dispose();
             throw;
         }
     }
@@ -100,26 +98,87 @@ public static class PtCheckpoint
             throw new CheckpointException($"checkpoint top level is {PickleReader.Describe(root)}, not a dict");
         PickleDict sd = top;
         if (key is not null && top.TryGetValue(key, out object? inner))
-            sd = inner as PickleDict ?? throw new CheckpointException($"checkpoint entry '{key}' is {PickleReader.Describe(inner)}, not a dict");
+            sd = inner as PickleDict ?? throw new CheckpointException(
+                $"checkpoint entry {UntrustedText.Quote(key)} is {PickleReader.Describe(inner)}, not a dict");
         var result = new OrderedDictionary<string, T>(sd.Count);
         foreach (var (k, v) in sd)
         {
             if (k is string name && v is T t) { result.Add(name, t); continue; }
-            string keys = string.Join(", ", top.Keys.Take(8).Select(x => $"'{x}'"));
+            string keys = string.Join(", ", top.Keys.Take(8).Select(ShowKey)) + (top.Count > 8 ? $", ... ({top.Count} keys)" : "");
             throw new CheckpointException(ReferenceEquals(sd, top) && key is not null
-                ? $"checkpoint has no '{key}' entry and its top level is not a name → tensor map (top-level keys: {keys})"
-                : $"state dict entry '{k}' is {PickleReader.Describe(v)}, not a tensor");
+                ? $"checkpoint has no {UntrustedText.Quote(key)} entry and its top level is not a name → tensor map (top-level keys: {keys})"
+                : $"state dict entry {ShowKey(k)} is {PickleReader.Describe(v)}, not a tensor");
         }
         return result;
     }
 
-    // Replaces every StoredTensor in the tree by its TensorRecord, in place. Iterative with a visited set:
-    // a hostile pickle can nest deeply or share containers through its memo.
+    private static string ShowKey(object? k) => k is string s ? UntrustedText.Quote(s) : PickleReader.Describe(k);
+
+    // The object tree a caller gets must be safe to walk recursively: no cycles (a memo can make a list hold
+    // itself) and at most MaxNestingDepth containers deep. Iterative; each container is visited once.
+    internal static void CheckTree(object? root)
+    {
+        if (!IsContainer(root)) return;
+        // Depth-first, post-order: a container's height is known once its children are done, so a container
+        // reached again (shared through the memo) is not walked twice, and the depth found is exact.
+        var height = new Dictionary<object, int>(ReferenceEqualityComparer.Instance);
+        var onPath = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        var path = new Stack<Frame>();
+        onPath.Add(root!);
+        path.Push(new Frame(root!));
+        while (path.Count > 0)
+        {
+            var f = path.Peek();
+            if (f.Next.MoveNext())
+            {
+                object? c = f.Next.Current;
+                if (!IsContainer(c)) continue;
+                if (onPath.Contains(c!)) throw new CheckpointException("the pickle's object tree contains a cycle (a container holds itself)");
+                int known = height.GetValueOrDefault(c!);
+                if (path.Count + Math.Max(known, 1) > CheckpointLimits.MaxNestingDepth)
+                    throw new CheckpointException($"the pickle nests containers more than {CheckpointLimits.MaxNestingDepth:N0} deep");
+                if (known > 0) f.Height = Math.Max(f.Height, known + 1);
+                else
+                {
+                    onPath.Add(c!);
+                    path.Push(new Frame(c!));
+                }
+                continue;
+            }
+            path.Pop();
+            onPath.Remove(f.Node);
+            height[f.Node] = f.Height;
+            if (path.Count > 0) path.Peek().Height = Math.Max(path.Peek().Height, f.Height + 1);
+        }
+    }
+
+    private static bool IsContainer(object? o) => o is PickleDict or List<object?> or object?[];
+
+    private sealed class Frame(object node)
+    {
+        public object Node { get; } = node;
+        public IEnumerator<object?> Next { get; } = node switch
+        {
+            PickleDict d => d.Keys.Concat(d.Values).Append(d.State).GetEnumerator(),
+            List<object?> l => l.GetEnumerator(),
+            object?[] a => ((IEnumerable<object?>)a).GetEnumerator(),
+            _ => Enumerable.Empty<object?>().GetEnumerator(),
+        };
+        public int Height { get; set; } = 1;
+    }
+
+    // Replaces every StoredTensor in the tree by its TensorRecord, in place; a tensor the tree holds in several
+    // places (through the memo) is read once and its record shared. Iterative with a visited set.
     private static object? Materialize(object? root)
     {
-        static object? Convert(object? o, Stack<object> todo, HashSet<object> seen)
+        var records = new Dictionary<StoredTensor, TensorRecord>(ReferenceEqualityComparer.Instance);
+        object? Convert(object? o, Stack<object> todo, HashSet<object> seen)
         {
-            if (o is StoredTensor t) return t.ReadRecord();
+            if (o is StoredTensor t)
+            {
+                if (!records.TryGetValue(t, out var r)) records[t] = r = t.ReadRecord();
+                return r;
+            }
             if (o is PickleDict or List<object?> or object?[] && seen.Add(o)) todo.Push(o);
             return o;
         }
@@ -184,28 +243,28 @@ public static class PtCheckpoint
             $"not a PyTorch zip checkpoint: first bytes are {CheckpointFile.Hex(head[..n])} (expected \"PK\")");
     }
 
-    private static object? ReadArchive(ZipArchive zip, long streamLength)
+    private static object? ReadArchive(ZipReader zip)
     {
-        var pkl = zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) &&
-                                         e.FullName.IndexOf('/') == e.FullName.Length - "/data.pkl".Length).ToList();
+        var pkl = zip.Entries.Where(e => e.Name.EndsWith("/data.pkl", StringComparison.Ordinal) &&
+                                         e.Name.IndexOf('/') == e.Name.Length - "/data.pkl".Length).ToList();
         if (pkl.Count == 0)
         {
-            if (zip.Entries.Any(e => e.FullName.EndsWith("constants.pkl", StringComparison.Ordinal)))
+            if (zip.Entries.Any(e => e.Name.EndsWith("constants.pkl", StringComparison.Ordinal)))
                 throw new CheckpointException("this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint");
             throw new CheckpointException("zip archive has no <archive>/data.pkl: not a torch.save checkpoint");
         }
         if (pkl.Count > 1) throw new CheckpointException("zip archive holds more than one <archive>/data.pkl");
-        string prefix = pkl[0].FullName[..^"data.pkl".Length];
+        string prefix = pkl[0].Name[..^"data.pkl".Length];
 
         bool bigEndian = false;
         if (zip.GetEntry(prefix + "byteorder") is { } bo)
         {
-            string order = Encoding.ASCII.GetString(ReadEntry(bo, streamLength, 64)).Trim();
+            string order = Encoding.ASCII.GetString(zip.ReadAll(bo, 64, "it names a byte order")).Trim();
             bigEndian = order switch
             {
                 "little" => false,
                 "big" => true,
-                _ => throw new CheckpointException($"unknown byteorder '{order}' in checkpoint"),
+                _ => throw new CheckpointException($"unknown byteorder {UntrustedText.Quote(order)} in checkpoint"),
             };
         }
 
@@ -216,50 +275,21 @@ public static class PtCheckpoint
                 id[2] is not string key || id[4] is not long numel)
                 throw new CheckpointException("persistent id is not ('storage', type, key, location, numel)");
             if (!PickleGlobals.StorageTypes.TryGetValue(type.FullName, out ScalarType dtype))
-                throw new CheckpointException($"'{type.FullName}' is not a storage type");
+                throw new CheckpointException($"{UntrustedText.Quote(type.FullName)} is not a storage type");
             if (storages.TryGetValue(key, out var cached)) return cached;
             var entry = zip.GetEntry(prefix + "data/" + key)
-                        ?? throw new CheckpointException($"storage '{key}' is missing from the archive (expected {prefix}data/{key})");
+                        ?? throw new CheckpointException(
+                            $"storage {UntrustedText.Quote(key)} is missing from the archive (expected {UntrustedText.Quote(prefix + "data/" + key)})");
             int es = dtype.ElementSize();
-            long need = numel < 0 ? -1 : numel * es;
-            if (need < 0 || entry.Length < need)
-                throw new CheckpointException($"storage '{key}' holds {entry.Length} bytes but {numel} x {dtype.TorchName()} needs {need}");
-            RequireStoredEntryFits(entry, streamLength);
+            if (numel < 0 || numel > entry.Size / es)
+                throw new CheckpointException(
+                    $"storage {UntrustedText.Quote(key)} holds {entry.Size:N0} bytes but {numel:N0} x {dtype.TorchName()} needs {(numel < 0 ? "a negative count" : $"{(System.Numerics.BigInteger)numel * es:N0}")}");
+            zip.DataOffset(entry); // the entry's header, method and extent are checked now, not at the first read
             // The bytes stay in the archive until a tensor on this storage is read.
-            return storages[key] = new PickleStorage(dtype, key, numel, entry, bigEndian);
+            return storages[key] = new PickleStorage(dtype, key, numel, new StorageBytes(zip, entry, numel * es), bigEndian);
         }
 
-        byte[] pickle = ReadEntry(pkl[0], streamLength, Array.MaxLength);
+        byte[] pickle = zip.ReadAll(pkl[0], CheckpointLimits.MaxPickleBytes, "a state dict's pickle is well under 1 MB");
         return new PickleReader(pickle, LoadStorage).Load();
-    }
-
-    // Reads a whole entry. Lengths come from the (untrusted) central directory, so a stored entry
-    // must fit in the file and a compressed one is read in chunks rather than preallocated.
-    private static byte[] ReadEntry(ZipArchiveEntry entry, long streamLength, long maxLength)
-    {
-        if (entry.Length > maxLength)
-            throw new CheckpointException($"zip entry {entry.FullName} is too large ({entry.Length} bytes)");
-        RequireStoredEntryFits(entry, streamLength);
-        using var s = entry.Open();
-        if (entry.CompressedLength == entry.Length)
-        {
-            var data = new byte[entry.Length];
-            int got = s.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
-            if (got != data.Length)
-                throw new CheckpointException($"truncated zip archive: entry {entry.FullName} has {got} of {data.Length} bytes");
-            return data;
-        }
-        using var ms = new MemoryStream();
-        s.CopyTo(ms);
-        if (ms.Length != entry.Length)
-            throw new CheckpointException($"truncated zip archive: entry {entry.FullName} has {ms.Length} of {entry.Length} bytes");
-        return ms.ToArray();
-    }
-
-    // Lengths come from the (untrusted) central directory: a stored (uncompressed) entry must fit in the file.
-    private static void RequireStoredEntryFits(ZipArchiveEntry entry, long streamLength)
-    {
-        if (entry.CompressedLength == entry.Length && entry.Length > streamLength)
-            throw new CheckpointException($"truncated zip archive: entry {entry.FullName} claims {entry.Length} bytes, more than the file holds");
     }
 }

@@ -18,8 +18,7 @@ public sealed record SafeTensorsFile(
 /// </summary>
 public static class SafeTensors
 {
-    // The reference implementation refuses headers above 100 MB.
-    private const long MaxHeaderSize = 100_000_000;
+    private const long MaxHeaderSize = CheckpointLimits.MaxSafeTensorsHeaderBytes;
 
     public static string DTypeName(ScalarType t) => t switch
     {
@@ -64,7 +63,7 @@ public static class SafeTensors
         }
         catch (CheckpointException e)
         {
-            throw new CheckpointException($"{path}: {e.Message}", e);
+            throw new CheckpointException($"{UntrustedText.Escape(path, int.MaxValue)}: {e.Message}", e);
         }
     }
 
@@ -89,7 +88,8 @@ public static class SafeTensors
         ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
         if (headerLen > (ulong)(fileSize - 8))
             throw new CheckpointException($"safetensors header length {headerLen} runs past the end of the file ({fileSize} bytes): truncated or not a safetensors file");
-        if (headerLen > MaxHeaderSize) throw new CheckpointException($"safetensors header of {headerLen} bytes is too large");
+        if (headerLen > MaxHeaderSize)
+            throw new CheckpointException($"safetensors header of {headerLen:N0} bytes is larger than the {MaxHeaderSize:N0} allowed");
         var header = new byte[headerLen];
         stream.ReadExactly(header);
         long dataStart = start + 8 + (long)headerLen, dataSize = fileSize - 8 - (long)headerLen;
@@ -112,12 +112,14 @@ public static class SafeTensors
         {
             stream.Position = dataStart + begin + start;
             if (stream.ReadAtLeast(destination, destination.Length, throwOnEndOfStream: false) != destination.Length)
-                throw new CheckpointException($"truncated safetensors file while reading tensor '{name}'");
+                throw new CheckpointException($"truncated safetensors file while reading tensor {UntrustedText.Quote(name)}");
         }
     }
 
     private static (List<Entry>, IReadOnlyDictionary<string, string>) ParseHeader(byte[] header, Stream stream, long dataStart, long dataSize)
     {
+        // System.Text.Json checks the structure but leaves invalid UTF-8 inside names to fail when they are read.
+        if (!System.Text.Unicode.Utf8.IsValid(header)) throw new CheckpointException("safetensors header is not valid UTF-8");
         JsonDocument doc;
         try
         {
@@ -125,7 +127,7 @@ public static class SafeTensors
         }
         catch (JsonException e)
         {
-            throw new CheckpointException($"safetensors header is not valid JSON: {e.Message}", e);
+            throw new CheckpointException($"safetensors header is not valid JSON: {UntrustedText.OneLine(e.Message)}", e);
         }
         using (doc)
         {
@@ -135,12 +137,13 @@ public static class SafeTensors
             var metadata = new Dictionary<string, string>();
             foreach (var prop in doc.RootElement.EnumerateObject())
             {
-                if (!names.Add(prop.Name)) throw new CheckpointException($"safetensors header names '{prop.Name}' twice");
+                if (!names.Add(prop.Name)) throw new CheckpointException($"safetensors header names {UntrustedText.Quote(prop.Name)} twice");
                 if (prop.Name == "__metadata__")
                 {
                     if (prop.Value.ValueKind != JsonValueKind.Object) throw new CheckpointException("safetensors __metadata__ is not an object");
                     foreach (var m in prop.Value.EnumerateObject())
-                        metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
+                        if (!metadata.TryAdd(m.Name, m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText()))
+                            throw new CheckpointException($"safetensors __metadata__ names {UntrustedText.Quote(m.Name)} twice");
                     continue;
                 }
                 entries.Add(ParseEntry(prop, stream, dataStart, dataSize));
@@ -150,7 +153,8 @@ public static class SafeTensors
             for (int i = 1; i < sorted.Count; i++)
                 if (sorted[i].Begin < sorted[i - 1].End)
                     throw new CheckpointException(
-                        $"safetensors tensors '{sorted[i - 1].Name}' [{sorted[i - 1].Begin}, {sorted[i - 1].End}) and '{sorted[i].Name}' [{sorted[i].Begin}, {sorted[i].End}) overlap");
+                        $"safetensors tensors {UntrustedText.Quote(sorted[i - 1].Name)} [{sorted[i - 1].Begin}, {sorted[i - 1].End}) and " +
+                        $"{UntrustedText.Quote(sorted[i].Name)} [{sorted[i].Begin}, {sorted[i].End}) overlap");
             return (entries, metadata);
         }
     }
@@ -158,27 +162,31 @@ public static class SafeTensors
     private static Entry ParseEntry(JsonProperty prop, Stream stream, long dataStart, long dataSize)
     {
         string name = prop.Name;
-        CheckpointException Bad(string what) => new($"safetensors tensor '{name}': {what}");
+        CheckpointException Bad(string what) => new($"safetensors tensor {UntrustedText.Quote(name)}: {what}");
+        static string Json(JsonElement e) => UntrustedText.Escape(e.GetRawText(), 80);
         var v = prop.Value;
         if (v.ValueKind != JsonValueKind.Object) throw Bad("header entry is not an object");
         if (!v.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String) throw Bad("missing dtype");
         string dtName = dt.GetString()!;
-        if (!TryParseDType(dtName, out var dtype)) throw Bad($"unsupported dtype '{dtName}'");
+        if (!TryParseDType(dtName, out var dtype)) throw Bad($"unsupported dtype {UntrustedText.Quote(dtName, 40)}");
         if (!v.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array) throw Bad("missing shape");
-        var shape = new long[sh.GetArrayLength()];
+        int rank = sh.GetArrayLength();
+        if (rank > CheckpointLimits.MaxTensorRank) throw Bad($"shape has {rank:N0} dimensions, more than {CheckpointLimits.MaxTensorRank}");
+        var shape = new long[rank];
         int i = 0;
         foreach (var d in sh.EnumerateArray())
-            shape[i++] = d.ValueKind == JsonValueKind.Number && d.TryGetInt64(out long x) && x >= 0 ? x : throw Bad($"bad shape {sh.GetRawText()}");
+            shape[i++] = d.ValueKind == JsonValueKind.Number && d.TryGetInt64(out long x) && x >= 0 ? x : throw Bad($"bad shape {Json(sh)}");
         if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw Bad("missing data_offsets [begin, end]");
-        long begin = off[0].TryGetInt64(out long b) ? b : -1, end = off[1].TryGetInt64(out long e) ? e : -1;
-        if (begin < 0 || end < begin) throw Bad($"bad data_offsets {off.GetRawText()}");
-        if (end > dataSize) throw Bad($"data_offsets {off.GetRawText()} run past the data section ({dataSize} bytes): truncated file?");
+        static long Offset(JsonElement e) => e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long x) ? x : -1;
+        long begin = Offset(off[0]), end = Offset(off[1]);
+        if (begin < 0 || end < begin) throw Bad($"bad data_offsets {Json(off)}");
+        if (end > dataSize) throw Bad($"data_offsets {Json(off)} run past the data section ({dataSize} bytes): truncated file?");
         long expected;
         try { expected = checked(TensorRecord.CountElements(shape) * dtype.ElementSize()); }
-        catch (OverflowException) { throw Bad($"shape {sh.GetRawText()} is too large"); }
+        catch (OverflowException) { throw Bad($"shape {Json(sh)} is too large"); }
         if (expected != end - begin)
-            throw Bad($"shape {sh.GetRawText()} x {dtName} needs {expected} bytes but data_offsets span {end - begin}");
+            throw Bad($"shape {Json(sh)} x {dtName} needs {expected} bytes but data_offsets span {end - begin}");
         return new Entry(name, dtype, shape, begin, end, stream, dataStart);
     }
 

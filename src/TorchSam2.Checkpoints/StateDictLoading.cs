@@ -22,7 +22,7 @@ public static class StateDictLoading
         ArgumentNullException.ThrowIfNull(checkpoint);
         var own = module.state_dict();
         var stored = checkpoint.Tensors;
-        var result = Check(own, stored.Keys, k => stored[k].Shape, strict);
+        var result = Check(own, stored.Keys, k => stored[k].Shape, strict, checkpoint.Path);
         using (no_grad())
         {
             foreach (var (k, t) in own)
@@ -50,7 +50,7 @@ public static class StateDictLoading
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(stateDict);
         var own = module.state_dict();
-        var result = Check(own, stateDict.Keys, k => stateDict[k].shape, strict);
+        var result = Check(own, stateDict.Keys, k => stateDict[k].shape, strict, null);
         using (no_grad())
         {
             foreach (var (k, t) in own)
@@ -60,7 +60,7 @@ public static class StateDictLoading
     }
 
     private static LoadStateDictResult Check(IDictionary<string, Tensor> own, IEnumerable<string> keys,
-                                             Func<string, long[]> shapeOf, bool strict)
+                                             Func<string, long[]> shapeOf, bool strict, string? path)
     {
         var keyList = keys.ToList();
         var given = keyList.ToHashSet();
@@ -72,7 +72,7 @@ public static class StateDictLoading
                 mismatched.Add($"{k}: checkpoint [{string.Join(", ", shape)}] vs model [{string.Join(", ", t.shape)}]");
         var result = new LoadStateDictResult(missing, unexpected, mismatched);
         if (mismatched.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
-            throw new StateDictException(result);
+            throw new StateDictException(result, path);
         return result;
     }
 }
@@ -82,18 +82,25 @@ public sealed record LoadStateDictResult(IReadOnlyList<string> Missing, IReadOnl
 {
     public bool IsExact => Missing.Count == 0 && Unexpected.Count == 0 && Mismatched.Count == 0;
 
+    /// <summary>One line: up to 20 keys of each kind (keys come from the file, so they are escaped and cut).</summary>
     public override string ToString()
     {
+        static string List(IReadOnlyList<string> xs, string sep) =>
+            string.Join(sep, xs.Take(20).Select(x => UntrustedText.Escape(x))) + (xs.Count > 20 ? sep + "..." : "");
         var parts = new List<string>();
-        if (Missing.Count > 0) parts.Add($"missing keys ({Missing.Count}): {string.Join(", ", Missing.Take(20))}{(Missing.Count > 20 ? ", ..." : "")}");
-        if (Unexpected.Count > 0) parts.Add($"unexpected keys ({Unexpected.Count}): {string.Join(", ", Unexpected.Take(20))}{(Unexpected.Count > 20 ? ", ..." : "")}");
-        if (Mismatched.Count > 0) parts.Add($"shape mismatches ({Mismatched.Count}): {string.Join("; ", Mismatched.Take(20))}{(Mismatched.Count > 20 ? "; ..." : "")}");
-        return parts.Count == 0 ? "all keys matched" : string.Join("\n", parts);
+        if (Missing.Count > 0) parts.Add($"missing keys ({Missing.Count}): {List(Missing, ", ")}");
+        if (Unexpected.Count > 0) parts.Add($"unexpected keys ({Unexpected.Count}): {List(Unexpected, ", ")}");
+        if (Mismatched.Count > 0) parts.Add($"shape mismatches ({Mismatched.Count}): {List(Mismatched, "; ")}");
+        return parts.Count == 0 ? "all keys matched" : string.Join("; ", parts);
     }
 }
 
-/// <summary>A state dict that does not fit the model; the message names every offending key.</summary>
-public sealed class StateDictException(LoadStateDictResult result) : Exception("state dict does not match the model:\n" + result)
+/// <summary>A state dict that does not fit the model; the one-line message names the file (when there is one) and every offending key.</summary>
+public sealed class StateDictException(LoadStateDictResult result, string? path = null)
+    : Exception((path is null ? "" : UntrustedText.Escape(path, int.MaxValue) + ": ") + "state dict does not match the model: " + result)
 {
     public LoadStateDictResult Result { get; } = result;
+
+    /// <summary>The checkpoint file, when the state dict came from one.</summary>
+    public string? Path { get; } = path;
 }

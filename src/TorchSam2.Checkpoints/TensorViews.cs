@@ -21,33 +21,59 @@ internal sealed class TensorView : StoredTensor
         _contiguous = IsContiguous(size, stride);
     }
 
+    /// <summary>
+    /// A view checked against its storage: non-negative offset and strides, at most
+    /// <see cref="CheckpointLimits.MaxTensorRank"/> dimensions, every element it touches inside the storage
+    /// (offset + sum((size - 1) * stride) &lt; storage elements, in checked arithmetic), and no more elements than the
+    /// storage holds, so reading it never makes more of a file than the file stores (stride-0 "expanded" views,
+    /// which repeat elements, are refused when that would be larger than the storage).
+    /// </summary>
     public static TensorView Create(PickleStorage storage, long offset, long[] size, long[] stride)
     {
+        if (size.Length > CheckpointLimits.MaxTensorRank)
+            throw new CheckpointException($"tensor has {size.Length} dimensions, more than {CheckpointLimits.MaxTensorRank}");
         if (size.Length != stride.Length)
             throw new CheckpointException($"size has {size.Length} dims but stride has {stride.Length}");
+        string Shape() => $"[{string.Join(", ", size)}]";
+        string Strides() => $"[{string.Join(", ", stride)}]";
+        string key = UntrustedText.Quote(storage.Key);
         long numel;
         try { numel = TensorRecord.CountElements(size); }
-        catch (Exception e) when (e is ArgumentException or OverflowException) { throw new CheckpointException($"bad tensor size: {e.Message}"); }
+        catch (ArgumentException) { throw new CheckpointException($"bad tensor size {Shape()}: negative dimension"); }
+        catch (OverflowException) { throw new CheckpointException($"tensor of size {Shape()} has more elements than fit in 64 bits"); }
         if (offset < 0) throw new CheckpointException($"negative storage offset {offset}");
+        foreach (long st in stride)
+            if (st < 0) throw new CheckpointException($"negative stride {st} in {Strides()}");
         try { _ = checked(numel * storage.DType.ElementSize()); }
-        catch (OverflowException) { throw new CheckpointException($"tensor of size [{string.Join(", ", size)}] is too large"); }
-
-        // The furthest element the view touches must lie inside the storage.
-        if (numel > 0)
+        catch (OverflowException) { throw new CheckpointException($"tensor of size {Shape()} is too large"); }
+        if (numel > storage.NumElements)
+            throw new CheckpointException(
+                $"view of size {Shape()} and stride {Strides()} has {numel:N0} elements, more than its storage {key} holds ({storage.NumElements:N0}): " +
+                "a stride-0 or overlapping view cannot be larger than its storage");
+        if (numel == 0)
         {
-            long last = offset;
-            for (int i = 0; i < size.Length; i++)
-            {
-                if (stride[i] < 0) throw new CheckpointException($"negative stride {stride[i]}");
-                last = checked(last + (size[i] - 1) * stride[i]);
-            }
-            if (last >= storage.NumElements)
-                throw new CheckpointException(
-                    $"view (offset {offset}, size [{string.Join(", ", size)}], stride [{string.Join(", ", stride)}]) " +
-                    $"reaches element {last} of storage '{storage.Key}' which holds {storage.NumElements}");
+            if (offset > storage.NumElements)
+                throw new CheckpointException($"empty view at offset {offset:N0} lies past the end of storage {key} ({storage.NumElements:N0} elements)");
+            return new TensorView(storage, offset, size, stride);
         }
+        // The furthest element the view touches must lie inside the storage.
+        long last = offset;
+        try
+        {
+            for (int i = 0; i < size.Length; i++) last = checked(last + checked((size[i] - 1) * stride[i]));
+        }
+        catch (OverflowException)
+        {
+            throw new CheckpointException($"view (offset {offset}, size {Shape()}, stride {Strides()}) reaches beyond 2^63 elements");
+        }
+        if (last >= storage.NumElements)
+            throw new CheckpointException(
+                $"view (offset {offset}, size {Shape()}, stride {Strides()}) " +
+                $"reaches element {last} of storage {key} which holds {storage.NumElements}");
         return new TensorView(storage, offset, size, stride);
     }
+
+    internal override long FileOffset => _storage.FileOffset + _offset * DType.ElementSize();
 
     private protected override void ReadRange(long start, Span<byte> destination)
     {

@@ -17,8 +17,7 @@ public static class ModelLoader
     public static SAM2Base Load(string checkpoint, string? config = null, Device? device = null)
     {
         if (!File.Exists(checkpoint)) throw new FileNotFoundException($"checkpoint not found: {checkpoint}", checkpoint);
-        var cfg = config is null ? Sam2ConfigLoader.LoadBuiltIn(DetectVariant(checkpoint))
-                 : File.Exists(config) ? Sam2ConfigLoader.Load(config) : Sam2ConfigLoader.LoadBuiltIn(config);
+        var cfg = config is null ? Sam2ConfigLoader.LoadBuiltIn(DetectVariant(checkpoint)) : Sam2ConfigLoader.LoadFileOrBuiltIn(config);
         return BuildSam.build_sam2(cfg, checkpoint, device);
     }
 
@@ -43,9 +42,14 @@ public static class ModelLoader
         var names = keys.ToHashSet();
         if (!names.Contains("image_encoder.trunk.patch_embed.proj.weight"))
             throw new InvalidDataException("not a SAM 2 checkpoint: image_encoder.trunk.patch_embed.proj.weight is missing");
-        long width = shapeOf("image_encoder.trunk.patch_embed.proj.weight")[0];
+        long[] patch = shapeOf("image_encoder.trunk.patch_embed.proj.weight");
+        if (patch.Length == 0) throw new InvalidDataException("not a SAM 2 checkpoint: image_encoder.trunk.patch_embed.proj.weight is a scalar");
+        long width = patch[0];
+        // Names come from the file: a block index that is not a small number counts as none.
         int blocks = names.Where(k => k.StartsWith("image_encoder.trunk.blocks.", StringComparison.Ordinal))
-                          .Select(k => int.Parse(k.Split('.')[3])).DefaultIfEmpty(-1).Max() + 1;
+                          .Select(k => int.TryParse(k.Split('.')[3], System.Globalization.NumberStyles.None,
+                                                    System.Globalization.CultureInfo.InvariantCulture, out int b) && b < 100_000 ? b : -1)
+                          .DefaultIfEmpty(-1).Max() + 1;
         string size = (width, blocks) switch
         {
             (96, 12) => "t",

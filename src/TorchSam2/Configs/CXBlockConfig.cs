@@ -17,11 +17,11 @@ public sealed record CXBlockConfig
 
     internal static CXBlockConfig From(ConfigMap m) => new()
     {
-        Target = m.Target ?? DefaultTarget,
-        Dim = m.RequiredInt("dim"),
-        KernelSize = m.Int("kernel_size", 7),
-        Padding = m.Int("padding", 3),
-        DropPath = m.Double("drop_path", 0.0),
+        Target = m.CheckedTarget(DefaultTarget, DefaultTarget),
+        Dim = m.RequiredInt("dim", 1, ConfigLimits.MaxChannels),
+        KernelSize = m.Int("kernel_size", 7, 1, ConfigLimits.MaxKernel),
+        Padding = m.Int("padding", 3, 0, ConfigLimits.MaxKernel),
+        DropPath = m.Double("drop_path", 0.0, 0, 1, maxExclusive: true),
         LayerScaleInitValue = m.Double("layer_scale_init_value", 1e-6),
         UseDwconv = m.Bool("use_dwconv", true),
         Raw = m.Raw,

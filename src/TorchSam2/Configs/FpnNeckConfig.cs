@@ -20,18 +20,22 @@ public sealed record FpnNeckConfig
     public IReadOnlyList<int>? FpnTopDownLevels { get; init; }
     public IReadOnlyDictionary<string, object?> Raw { get; init; } = new Dictionary<string, object?>();
 
-    internal static FpnNeckConfig From(ConfigMap m) => new()
+    internal static FpnNeckConfig From(ConfigMap m)
     {
-        Target = m.Target ?? DefaultTarget,
-        PositionEncoding = PositionEmbeddingSineConfig.From(m.RequiredMap("position_encoding")),
-        DModel = m.RequiredInt("d_model"),
-        BackboneChannelList = m.RequiredInts("backbone_channel_list"),
-        KernelSize = m.Int("kernel_size", 1),
-        Stride = m.Int("stride", 1),
-        Padding = m.Int("padding", 0),
-        FpnInterpModel = m.String("fpn_interp_model", "bilinear"),
-        FuseType = m.String("fuse_type", "sum"),
-        FpnTopDownLevels = m.NullableInts("fpn_top_down_levels"),
-        Raw = m.Raw,
-    };
+        var channels = m.RequiredInts("backbone_channel_list", 1, ConfigLimits.MaxStageChannels, 1, ConfigLimits.MaxStages);
+        return new()
+        {
+            Target = m.CheckedTarget(DefaultTarget, DefaultTarget),
+            PositionEncoding = PositionEmbeddingSineConfig.From(m.RequiredMap("position_encoding")),
+            DModel = m.RequiredInt("d_model", 1, ConfigLimits.MaxChannels),
+            BackboneChannelList = channels,
+            KernelSize = m.Int("kernel_size", 1, 1, ConfigLimits.MaxKernel),
+            Stride = m.Int("stride", 1, 1, 16),
+            Padding = m.Int("padding", 0, 0, ConfigLimits.MaxKernel),
+            FpnInterpModel = m.Choice("fpn_interp_model", "bilinear", "nearest", "bilinear", "bicubic", "area", "nearest-exact"),
+            FuseType = m.Choice("fuse_type", "sum", "sum", "avg"),
+            FpnTopDownLevels = m.NullableInts("fpn_top_down_levels", 0, channels.Count - 1, 0, channels.Count),
+            Raw = m.Raw,
+        };
+    }
 }

@@ -13,13 +13,18 @@ public sealed record FuserConfig
     public bool InputProjection { get; init; }
     public IReadOnlyDictionary<string, object?> Raw { get; init; } = new Dictionary<string, object?>();
 
-    internal static FuserConfig From(ConfigMap m) => new()
+    internal static FuserConfig From(ConfigMap m)
     {
-        Target = m.Target ?? DefaultTarget,
-        Layer = CXBlockConfig.From(m.RequiredMap("layer")),
-        NumLayers = m.RequiredInt("num_layers"),
-        Dim = m.NullableInt("dim"),
-        InputProjection = m.Bool("input_projection", false),
-        Raw = m.Raw,
-    };
+        var c = new FuserConfig
+        {
+            Target = m.CheckedTarget(DefaultTarget, DefaultTarget),
+            Layer = CXBlockConfig.From(m.RequiredMap("layer")),
+            NumLayers = m.RequiredInt("num_layers", 0, ConfigLimits.MaxLayers),
+            Dim = m.NullableInt("dim", null, 1, ConfigLimits.MaxChannels),
+            InputProjection = m.Bool("input_projection", false),
+            Raw = m.Raw,
+        };
+        if (c.InputProjection && c.Dim is null) throw m.Fail("input_projection", "needs dim");
+        return c;
+    }
 }

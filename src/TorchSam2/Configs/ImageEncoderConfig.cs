@@ -12,12 +12,16 @@ public sealed record ImageEncoderConfig
     public int Scalp { get; init; }
     public IReadOnlyDictionary<string, object?> Raw { get; init; } = new Dictionary<string, object?>();
 
-    internal static ImageEncoderConfig From(ConfigMap m) => new()
+    internal static ImageEncoderConfig From(ConfigMap m)
     {
-        Target = m.Target ?? DefaultTarget,
-        Trunk = HieraConfig.From(m.RequiredMap("trunk")),
-        Neck = FpnNeckConfig.From(m.RequiredMap("neck")),
-        Scalp = m.Int("scalp", 0),
-        Raw = m.Raw,
-    };
+        var neck = FpnNeckConfig.From(m.RequiredMap("neck"));
+        return new()
+        {
+            Target = m.CheckedTarget(DefaultTarget, DefaultTarget),
+            Trunk = HieraConfig.From(m.RequiredMap("trunk")),
+            Neck = neck,
+            Scalp = m.Int("scalp", 0, 0, neck.BackboneChannelList.Count - 1),
+            Raw = m.Raw,
+        };
+    }
 }

@@ -13,14 +13,19 @@ public sealed record MemoryAttentionConfig
     public bool BatchFirst { get; init; } = true;
     public IReadOnlyDictionary<string, object?> Raw { get; init; } = new Dictionary<string, object?>();
 
-    internal static MemoryAttentionConfig From(ConfigMap m) => new()
+    internal static MemoryAttentionConfig From(ConfigMap m)
     {
-        Target = m.Target ?? DefaultTarget,
-        DModel = m.RequiredInt("d_model"),
-        PosEncAtInput = m.RequiredBool("pos_enc_at_input"),
-        Layer = MemoryAttentionLayerConfig.From(m.RequiredMap("layer")),
-        NumLayers = m.RequiredInt("num_layers"),
-        BatchFirst = m.Bool("batch_first", true),
-        Raw = m.Raw,
-    };
+        var c = new MemoryAttentionConfig
+        {
+            Target = m.CheckedTarget(DefaultTarget, DefaultTarget),
+            DModel = m.RequiredInt("d_model", 1, ConfigLimits.MaxChannels),
+            PosEncAtInput = m.RequiredBool("pos_enc_at_input"),
+            Layer = MemoryAttentionLayerConfig.From(m.RequiredMap("layer")),
+            NumLayers = m.RequiredInt("num_layers", 0, ConfigLimits.MaxLayers),
+            BatchFirst = m.Bool("batch_first", true),
+            Raw = m.Raw,
+        };
+        if (c.Layer.DModel != c.DModel) throw m.Fail("layer.d_model", $"{c.Layer.DModel} differs from d_model {c.DModel}");
+        return c;
+    }
 }

@@ -18,18 +18,27 @@ public sealed record MemoryAttentionLayerConfig
     public required RoPEAttentionConfig SelfAttention { get; init; }
     public IReadOnlyDictionary<string, object?> Raw { get; init; } = new Dictionary<string, object?>();
 
-    internal static MemoryAttentionLayerConfig From(ConfigMap m) => new()
+    internal static MemoryAttentionLayerConfig From(ConfigMap m)
     {
-        Target = m.Target ?? DefaultTarget,
-        Activation = m.RequiredString("activation"),
-        CrossAttention = RoPEAttentionConfig.From(m.RequiredMap("cross_attention")),
-        DModel = m.RequiredInt("d_model"),
-        DimFeedforward = m.RequiredInt("dim_feedforward"),
-        Dropout = m.RequiredDouble("dropout"),
-        PosEncAtAttn = m.RequiredBool("pos_enc_at_attn"),
-        PosEncAtCrossAttnKeys = m.RequiredBool("pos_enc_at_cross_attn_keys"),
-        PosEncAtCrossAttnQueries = m.RequiredBool("pos_enc_at_cross_attn_queries"),
-        SelfAttention = RoPEAttentionConfig.From(m.RequiredMap("self_attention")),
-        Raw = m.Raw,
-    };
+        var c = new MemoryAttentionLayerConfig
+        {
+            Target = m.CheckedTarget(DefaultTarget, DefaultTarget),
+            Activation = m.RequiredChoice("activation", "relu", "gelu"),
+            CrossAttention = RoPEAttentionConfig.From(m.RequiredMap("cross_attention")),
+            DModel = m.RequiredInt("d_model", 1, ConfigLimits.MaxChannels),
+            DimFeedforward = m.RequiredInt("dim_feedforward", 1, 4 * ConfigLimits.MaxChannels),
+            Dropout = m.RequiredDouble("dropout", 0, 1, maxExclusive: true),
+            PosEncAtAttn = m.RequiredBool("pos_enc_at_attn"),
+            PosEncAtCrossAttnKeys = m.RequiredBool("pos_enc_at_cross_attn_keys"),
+            PosEncAtCrossAttnQueries = m.RequiredBool("pos_enc_at_cross_attn_queries"),
+            SelfAttention = RoPEAttentionConfig.From(m.RequiredMap("self_attention")),
+            Raw = m.Raw,
+        };
+        // Both attentions read and write the layer's d_model channels.
+        if (c.SelfAttention.EmbeddingDim != c.DModel)
+            throw m.Fail("self_attention.embedding_dim", $"{c.SelfAttention.EmbeddingDim} differs from d_model {c.DModel}");
+        if (c.CrossAttention.EmbeddingDim != c.DModel)
+            throw m.Fail("cross_attention.embedding_dim", $"{c.CrossAttention.EmbeddingDim} differs from d_model {c.DModel}");
+        return c;
+    }
 }

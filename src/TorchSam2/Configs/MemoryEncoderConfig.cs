@@ -16,12 +16,12 @@ public sealed record MemoryEncoderConfig
 
     internal static MemoryEncoderConfig From(ConfigMap m) => new()
     {
-        Target = m.Target ?? DefaultTarget,
-        OutDim = m.RequiredInt("out_dim"),
+        Target = m.CheckedTarget(DefaultTarget, DefaultTarget),
+        OutDim = m.RequiredInt("out_dim", 1, ConfigLimits.MaxChannels),
         MaskDownsampler = MaskDownSamplerConfig.From(m.RequiredMap("mask_downsampler")),
         Fuser = FuserConfig.From(m.RequiredMap("fuser")),
         PositionEncoding = PositionEmbeddingSineConfig.From(m.RequiredMap("position_encoding")),
-        InDim = m.Int("in_dim", 256),
+        InDim = m.Int("in_dim", 256, 1, ConfigLimits.MaxChannels),
         Raw = m.Raw,
     };
 }

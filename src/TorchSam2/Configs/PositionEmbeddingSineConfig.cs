@@ -17,16 +17,22 @@ public sealed record PositionEmbeddingSineConfig
     public IReadOnlyList<int> Strides { get; init; } = [4, 8, 16, 32];
     public IReadOnlyDictionary<string, object?> Raw { get; init; } = new Dictionary<string, object?>();
 
-    internal static PositionEmbeddingSineConfig From(ConfigMap m) => new()
+    internal static PositionEmbeddingSineConfig From(ConfigMap m)
     {
-        Target = m.Target ?? DefaultTarget,
-        NumPosFeats = m.RequiredInt("num_pos_feats"),
-        Temperature = m.Int("temperature", 10000),
-        Normalize = m.Bool("normalize", true),
-        Scale = m.NullableDouble("scale"),
-        WarmupCache = m.Bool("warmup_cache", true),
-        ImageSize = m.Int("image_size", 1024),
-        Strides = m.Ints("strides", [4, 8, 16, 32]),
-        Raw = m.Raw,
-    };
+        var c = new PositionEmbeddingSineConfig
+        {
+            Target = m.CheckedTarget(DefaultTarget, DefaultTarget),
+            NumPosFeats = m.RequiredInt("num_pos_feats", 2, ConfigLimits.MaxChannels),
+            Temperature = m.Int("temperature", 10000, 1),
+            Normalize = m.Bool("normalize", true),
+            Scale = m.NullableDouble("scale", null, double.Epsilon),
+            WarmupCache = m.Bool("warmup_cache", true),
+            ImageSize = m.Int("image_size", 1024, 1, ConfigLimits.MaxImageSize),
+            Strides = m.Ints("strides", [4, 8, 16, 32], 1, 1024),
+            Raw = m.Raw,
+        };
+        if (c.NumPosFeats % 2 != 0) throw m.Fail("num_pos_feats", $"must be even (half sines, half cosines), got {c.NumPosFeats}");
+        if (c.Scale is not null && !c.Normalize) throw m.Fail("scale", "is only used with normalize: true");
+        return c;
+    }
 }

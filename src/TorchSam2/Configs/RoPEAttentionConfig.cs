@@ -24,17 +24,32 @@ public sealed record RoPEAttentionConfig
     /// <summary>Key/value input channels, resolving null to <see cref="EmbeddingDim"/>.</summary>
     public int EffectiveKvInDim => KvInDim ?? EmbeddingDim;
 
-    internal static RoPEAttentionConfig From(ConfigMap m) => new()
+    /// <summary>The plain attention class, also accepted as a memory-attention <c>_target_</c>.</summary>
+    public const string AttentionTarget = "sam2.modeling.sam.transformer.Attention";
+
+    internal static RoPEAttentionConfig From(ConfigMap m)
     {
-        Target = m.Target ?? DefaultTarget,
-        EmbeddingDim = m.RequiredInt("embedding_dim"),
-        NumHeads = m.RequiredInt("num_heads"),
-        DownsampleRate = m.Int("downsample_rate", 1),
-        Dropout = m.Double("dropout", 0.0),
-        KvInDim = m.NullableInt("kv_in_dim"),
-        RopeTheta = m.Double("rope_theta", 10000.0),
-        RopeKRepeat = m.Bool("rope_k_repeat", false),
-        FeatSizes = m.Ints("feat_sizes", [64, 64]),
-        Raw = m.Raw,
-    };
+        var c = new RoPEAttentionConfig
+        {
+            Target = m.CheckedTarget(DefaultTarget, DefaultTarget, AttentionTarget),
+            EmbeddingDim = m.RequiredInt("embedding_dim", 1, ConfigLimits.MaxChannels),
+            NumHeads = m.RequiredInt("num_heads", 1, ConfigLimits.MaxHeads),
+            DownsampleRate = m.Int("downsample_rate", 1, 1, ConfigLimits.MaxChannels),
+            Dropout = m.Double("dropout", 0.0, 0, 1, maxExclusive: true),
+            KvInDim = m.NullableInt("kv_in_dim", null, 1, ConfigLimits.MaxChannels),
+            RopeTheta = m.Double("rope_theta", 10000.0, double.Epsilon),
+            RopeKRepeat = m.Bool("rope_k_repeat", false),
+            FeatSizes = m.Ints("feat_sizes", [64, 64], 1, ConfigLimits.MaxImageSize, 2, 2),
+            Raw = m.Raw,
+        };
+        if (c.EmbeddingDim % c.DownsampleRate != 0)
+            throw m.Fail("downsample_rate", $"{c.DownsampleRate} does not divide embedding_dim {c.EmbeddingDim}");
+        int inner = c.EmbeddingDim / c.DownsampleRate;
+        if (inner % c.NumHeads != 0)
+            throw m.Fail("num_heads", $"{c.NumHeads} heads do not divide the attention's {inner} channels (embedding_dim / downsample_rate)");
+        // Axial RoPE rotates pairs along x and y: each head needs a multiple of 4 channels.
+        if (c.Target == DefaultTarget && inner / c.NumHeads % 4 != 0)
+            throw m.Fail("num_heads", $"RoPE needs a head dimension divisible by 4; {inner} channels over {c.NumHeads} heads give {inner / c.NumHeads}");
+        return c;
+    }
 }

@@ -1,3 +1,5 @@
+using TorchSam2.Checkpoints;
+
 namespace TorchSam2.Configs;
 
 /// <summary>
@@ -33,18 +35,53 @@ public static class Sam2ConfigLoader
     /// <summary>The canonical built-in names (e.g. "sam2.1_hiera_t").</summary>
     public static IReadOnlyList<string> BuiltInNames => BuiltIns.Keys.ToList();
 
-    /// <summary>Parses a config file.</summary>
+    /// <summary>Parses a config file (at most <see cref="YamlTree.MaxChars"/> bytes; read no further than that).</summary>
     public static Sam2ModelConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"config file not found: {path}", path);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string shown = UntrustedText.Escape(path, int.MaxValue);
+        if (!File.Exists(path)) throw new FileNotFoundException($"config file not found: {shown}", path);
         try
         {
-            return Parse(File.ReadAllText(path));
+            return Parse(ReadBounded(path));
         }
         catch (Sam2ConfigException e)
         {
-            throw new Sam2ConfigException($"{path}: {e.Message}", e);
+            throw new Sam2ConfigException($"{shown}: {e.Message}", e);
         }
+    }
+
+    // Reads at most MaxChars bytes (a device or a huge file is refused without reading it all).
+    private static string ReadBounded(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        var buffer = new byte[YamlTree.MaxChars + 1];
+        int n = fs.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+        if (n > YamlTree.MaxChars)
+            throw new Sam2ConfigException($"config file is larger than the {YamlTree.MaxChars:N0} bytes allowed (SAM 2's configs are ~3 KB)");
+        using var reader = new StreamReader(new MemoryStream(buffer, 0, n), detectEncodingFromByteOrderMarks: true);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>
+    /// A config file, or a built-in config by name. An argument that looks like a path (it holds a directory
+    /// separator, other than a "facebook/..." model id, or ends in .yaml or .yml) is a file, and a missing one is
+    /// reported as "config file not found: PATH" rather than as an unknown built-in name.
+    /// </summary>
+    public static Sam2ModelConfig LoadFileOrBuiltIn(string config)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(config);
+        if (File.Exists(config) || LooksLikePath(config)) return Load(config);
+        return LoadBuiltIn(config);
+    }
+
+    /// <summary>Whether a --config argument names a file rather than a built-in config.</summary>
+    public static bool LooksLikePath(string config)
+    {
+        string c = config.Trim();
+        if (c.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || c.EndsWith(".yml", StringComparison.OrdinalIgnoreCase)) return true;
+        if (c.StartsWith("facebook/", StringComparison.OrdinalIgnoreCase) && c.Count(ch => ch == '/') == 1) return false; // Hugging Face id
+        return c.Contains('/') || c.Contains('\\') || c.Contains(Path.DirectorySeparatorChar);
     }
 
     /// <summary>Parses config YAML text. The document must hold a <c>model:</c> mapping (or be that mapping).</summary>
@@ -97,7 +134,7 @@ public static class Sam2ConfigLoader
         else if (n.StartsWith("sam2_hiera_", StringComparison.Ordinal)) (family, size) = ("sam2", n["sam2_hiera_".Length..]);
         if (SizeAliases.TryGetValue(size, out string? s) && BuiltIns.TryGetValue($"{family}_hiera_{s}", out string? file)) return file;
         throw new ArgumentException(
-            $"unknown built-in config '{name}'; known: {string.Join(", ", BuiltIns.Keys)} (or tiny, small, base_plus, large)", nameof(name));
+            $"unknown built-in config {UntrustedText.Quote(name)}; known: {string.Join(", ", BuiltIns.Keys)} (or tiny, small, base_plus, large, or a path to a .yaml file)", nameof(name));
     }
 
     private static string? ReadBuiltIn(string file)

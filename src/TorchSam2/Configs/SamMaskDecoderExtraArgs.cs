@@ -15,7 +15,7 @@ public sealed record SamMaskDecoderExtraArgs
     internal static SamMaskDecoderExtraArgs From(ConfigMap m) => new()
     {
         DynamicMultimaskViaStability = m.Bool("dynamic_multimask_via_stability", false),
-        DynamicMultimaskStabilityDelta = m.Double("dynamic_multimask_stability_delta", 0.05),
+        DynamicMultimaskStabilityDelta = m.Double("dynamic_multimask_stability_delta", 0.05, 0),
         DynamicMultimaskStabilityThresh = m.Double("dynamic_multimask_stability_thresh", 0.98),
         Raw = m.Raw,
     };

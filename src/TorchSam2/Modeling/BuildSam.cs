@@ -54,9 +54,11 @@ public static class BuildSam
     public static Sam2ModelConfig VideoPredictorConfig(Sam2ModelConfig cfg, bool apply_postprocessing = true) =>
         apply_postprocessing ? cfg.WithVideoPredictorOverrides() : cfg with { Target = Sam2ModelConfig.VideoPredictorTarget };
 
-    /// <summary>Reads a config file, or a built-in config by name when no such file exists.</summary>
-    public static Sam2ModelConfig LoadConfig(string config) =>
-        File.Exists(config) ? Sam2ConfigLoader.Load(config) : Sam2ConfigLoader.LoadBuiltIn(config);
+    /// <summary>
+    /// Reads a config file, or a built-in config by name; an argument that looks like a path (see
+    /// <see cref="Sam2ConfigLoader.LooksLikePath"/>) must name an existing file.
+    /// </summary>
+    public static Sam2ModelConfig LoadConfig(string config) => Sam2ConfigLoader.LoadFileOrBuiltIn(config);
 
     // ---- construction ------------------------------------------------------------------------
 
@@ -99,9 +101,15 @@ public static class BuildSam
             compile_image_encoder: cfg.CompileImageEncoder);
     }
 
-    /// <summary>The three configurable components (for subclasses of SAM2Base such as the video predictor).</summary>
+    /// <summary>
+    /// The three configurable components (for subclasses of SAM2Base such as the video predictor). The config is
+    /// validated first (<see cref="Sam2ModelConfig.Validate"/>): components that disagree would otherwise fail
+    /// inside libtorch, and an oversized model would exhaust memory.
+    /// </summary>
     public static (ImageEncoder image_encoder, MemoryAttention memory_attention, MemoryEncoder memory_encoder) BuildComponents(Sam2ModelConfig cfg)
     {
+        ArgumentNullException.ThrowIfNull(cfg);
+        cfg.Validate();
         // RoPE tables follow the stride-16 map of this image size, not the feat_sizes literal written for 1024.
         var ropeFeat = cfg.RopeFeatSizes.Select(x => (long)x).ToArray();
         return (BuildImageEncoder(cfg.ImageEncoder), BuildMemoryAttention(cfg.MemoryAttention, ropeFeat), BuildMemoryEncoder(cfg.MemoryEncoder));

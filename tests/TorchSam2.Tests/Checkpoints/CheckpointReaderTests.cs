@@ -93,9 +93,26 @@ public class CheckpointReaderTests
         {
             var e = Assert.Throws<StateDictException>(() => target.load_state_dict(r));
             Assert.Contains("small.bias: checkpoint [3] vs model [2]", e.Message);
+            Assert.StartsWith(path + ": state dict does not match the model: ", e.Message);
+            Assert.DoesNotContain('\n', e.Message);
         }
         Assert.Equal(weightBefore, target.big.weight.ToArray<float>());
         File.Delete(path);
+    }
+
+    [Fact]
+    public void UnexpectedKeysFromTheFileAreEscapedOnOneLine()
+    {
+        using var source = new Net();
+        var sd = Records(source);
+        sd["evil\n\u001b[2Jkey"] = TensorRecord.FromFloat32([1], [0f]);
+        string path = Save(sd, ".safetensors");
+        using var target = new Net();
+        using var r = CheckpointReader.Open(path);
+        var e = Assert.Throws<StateDictException>(() => target.load_state_dict(r));
+        Assert.Contains("unexpected keys (1): evil\\n\\x1b[2Jkey", e.Message);
+        Assert.Equal(path, e.Path);
+        Assert.DoesNotContain(e.Message, c => char.IsControl(c));
     }
 
     [Fact]

@@ -136,7 +136,7 @@ public class Sam2ConfigLoaderTests
         Assert.Throws<ArgumentException>(() => Sam2ModelConfig.DeriveFeatSizes(1000));
     }
 
-    private const string Minimal = """
+    internal const string Minimal = """
         model:
           _target_: sam2.modeling.sam2_base.SAM2Base
           image_encoder:
