@@ -42,7 +42,8 @@ try
         var command = parse.CommandResult.Command;
         string path = command == root ? "torchsam2" : $"torchsam2 {command.Name}";
         // the most specific first: "Unrecognized command or argument 'x'" before "Required command was not provided"
-        var errors = parse.Errors.OrderBy(e => e.Message.StartsWith("Required command", StringComparison.Ordinal) ? 1 : 0).ToList();
+        var errors = parse.Errors.OrderBy(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal) ? 0
+                                               : e.Message.StartsWith("Required command", StringComparison.Ordinal) ? 2 : 1).ToList();
         string first = Terminal.OneLine(errors[0].Message).TrimEnd('.');
         string more = parse.Errors.Count > 1 ? $" (and {parse.Errors.Count - 1} more)" : "";
         Terminal.Error($"{first}{more}; see '{path} --help'");

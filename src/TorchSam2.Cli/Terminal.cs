@@ -47,7 +47,8 @@ internal static class Terminal
     public static string OneLine(string? message)
     {
         if (string.IsNullOrEmpty(message)) return "";
-        var lines = message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        // a lone carriage return (in a file name) is escaped below; line breaks join the lines
+        var lines = message.Replace("\r\n", "\n").Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return Safe(string.Join("; ", lines));
     }
 

@@ -48,7 +48,7 @@ internal static class CheckpointCommands
             if (!safetensors && !dst.EndsWith(".pt", StringComparison.OrdinalIgnoreCase) && !dst.EndsWith(".pth", StringComparison.OrdinalIgnoreCase))
                 throw new UsageException($"the output must end in .safetensors or .pt, got '{Terminal.Safe(dst)}'");
             if (Directory.Exists(dst)) throw new UsageException($"output '{Terminal.Safe(dst)}' is a folder");
-            PathSafety.CheckNotAnInput("output", dst, [("input", src)]);
+            PathSafety.CheckNotAnInput("output", dst, [("checkpoint", src)]);
             var sd = Common.Doing($"reading the checkpoint '{src}'", () => CheckpointFile.LoadStateDict(src));
             // written aside and moved into place: a failure leaves no half-written file under the output's name
             var full = Path.GetFullPath(dst);

@@ -35,13 +35,14 @@ internal static class SegmentCommand
             float[]? boxValues = pr.GetValue(box) is { } b ? Common.ParseBox("--box", b) : null;
             if (pts.Length == 0 && boxValues is null) throw new UsageException("give at least one --point or a --box");
             var imagePath = Common.ExistingFile("image", pr.GetValue(image));
-            var ckpt = Common.ExistingFile("--checkpoint", pr.GetValue(checkpoint));
+            var ckptArg = pr.GetValue(checkpoint)!;
             using var outDir = OutputFolder.Begin(pr.GetValue(output)!, Outputs, "masks.json",
-                [("image", imagePath), ("--checkpoint", ckpt), ("--config", Common.ConfigFile(pr.GetValue(config)))]);
+                [("image", imagePath), ("--checkpoint", ckptArg), ("--config", Common.ConfigFile(pr.GetValue(config)))]);
 
             RgbImage img;
             using (Activity.Doing($"reading the image '{imagePath}'")) img = RgbImage.Load(imagePath);
             Common.CheckInImage("--point", pts, "--box", boxValues, img.Width, img.Height);
+            var ckpt = Common.ExistingFile("--checkpoint", ckptArg);
             var sw = Stopwatch.StartNew();
             using var model = Common.LoadModel(ckpt, pr.GetValue(config), dev);
             double loadMs = sw.Elapsed.TotalMilliseconds;

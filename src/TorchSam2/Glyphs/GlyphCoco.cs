@@ -98,7 +98,9 @@ public sealed class GlyphCoco
                                        or OverflowException or ArgumentException or IndexOutOfRangeException or InvalidCastException or JsonException)
         {
             // JsonObject refuses duplicate property names with an ArgumentException when first read.
-            throw new InvalidDataException($"{path}: malformed glyph annotations ({e.Message})", e);
+            string m = e is ArgumentException { ParamName: { } p } a ? a.Message.Replace($" (Parameter '{p}')", "") : e.Message;
+            if (e is ArgumentException && m.Contains("same key", StringComparison.Ordinal)) m = "a property appears twice in one object: " + m;
+            throw new InvalidDataException($"{path}: malformed glyph annotations ({m})", e);
         }
     }
 
