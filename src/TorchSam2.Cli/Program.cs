@@ -1,18 +1,57 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
+using System.Globalization;
+using TorchSam2.Cli;
 using TorchSam2.Cli.Commands;
 
 // torchsam2: SAM 2.1 in .NET on libtorch. Each subcommand lives in Commands/.
-var root = new RootCommand("TorchSam2 — Segment Anything 2.1 in C# on libtorch");
-root.Subcommands.Add(InfoCommand.Create());
-root.Subcommands.Add(SegmentCommand.Create());
-root.Subcommands.Add(AutoCommand.Create());
-root.Subcommands.Add(TrackCommand.Create());
-root.Subcommands.Add(ParityCommand.Create());
-root.Subcommands.Add(CheckpointCommands.CreateInspect());
-root.Subcommands.Add(CheckpointCommands.CreateConvert());
-root.Subcommands.Add(BenchCommand.Create());
-root.Subcommands.Add(FinetuneCommand.Create());
-root.Subcommands.Add(GlyphsCommand.Create());
-root.Subcommands.Add(GlyphsCommand.CreateSpecimens());
-root.Subcommands.Add(GlyphsCommand.CreateEval());
-return root.Parse(args).Invoke();
+// Exit codes: 0 done, 1 the command failed (files, runtime), 2 the command line is wrong (parse errors, option values).
+// Every error is one escaped line on standard error; --verbose (or TORCHSAM2_DEBUG=1) adds the stack.
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+AppDomain.CurrentDomain.UnhandledException += (_, e) =>
+{
+    // a failure on another thread (a progress display, a finalizer): still one line, never a stack dump
+    int code = e.ExceptionObject is Exception ex ? ErrorReport.Report(ex) : ExitCodes.Failure;
+    Console.Error.Flush();
+    Environment.Exit(code);
+};
+try
+{
+    var verbose = new Option<bool>("--verbose") { Description = "on errors, also print where they happened (as TORCHSAM2_DEBUG=1)", Recursive = true };
+    var root = new RootCommand("TorchSam2 — Segment Anything 2.1 in C# on libtorch");
+    root.Options.Add(verbose);
+    root.Subcommands.Add(InfoCommand.Create());
+    root.Subcommands.Add(SegmentCommand.Create());
+    root.Subcommands.Add(AutoCommand.Create());
+    root.Subcommands.Add(TrackCommand.Create());
+    root.Subcommands.Add(ParityCommand.Create());
+    root.Subcommands.Add(CheckpointCommands.CreateInspect());
+    root.Subcommands.Add(CheckpointCommands.CreateConvert());
+    root.Subcommands.Add(BenchCommand.Create());
+    root.Subcommands.Add(FinetuneCommand.Create());
+    root.Subcommands.Add(GlyphsCommand.Create());
+    root.Subcommands.Add(GlyphsCommand.CreateSpecimens());
+    root.Subcommands.Add(GlyphsCommand.CreateEval());
+
+    var parse = root.Parse(args);
+    if (args.Contains("--verbose")) ErrorReport.Verbose = true;
+    if (parse.Errors.Count > 0 && parse.Action is ParseErrorAction)
+    {
+        // System.CommandLine would print every error and the whole help; one line and the way to the help instead
+        var command = parse.CommandResult.Command;
+        string path = command == root ? "torchsam2" : $"torchsam2 {command.Name}";
+        // the most specific first: "Unrecognized command or argument 'x'" before "Required command was not provided"
+        var errors = parse.Errors.OrderBy(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal) ? 0
+                                               : e.Message.StartsWith("Required command", StringComparison.Ordinal) ? 2 : 1).ToList();
+        string first = Terminal.OneLine(errors[0].Message).TrimEnd('.');
+        string more = parse.Errors.Count > 1 ? $" (and {parse.Errors.Count - 1} more)" : "";
+        Terminal.Error($"{first}{more}; see '{path} --help'");
+        return ExitCodes.Usage;
+    }
+    return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (ErrorReport.Remember(e))
+{
+    return ErrorReport.Report(e);
+}

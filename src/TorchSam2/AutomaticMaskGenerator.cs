@@ -95,20 +95,54 @@ public sealed class AutomaticMaskGenerator : IDisposable
         if ((o.PointsPerSide is null) == (o.PointGrids is null))
             throw new ArgumentException("Exactly one of PointsPerSide or PointGrids must be given (set PointsPerSide = null to use PointGrids).");
         if (!OutputModes.Contains(o.OutputMode)) throw new ArgumentException($"Unknown output mode '{o.OutputMode}' (expected {string.Join(", ", OutputModes)}).");
-        if (o.PointsPerBatch <= 0) throw new ArgumentOutOfRangeException(nameof(options), "PointsPerBatch must be positive.");
-        if (o.CropNLayers < 0) throw new ArgumentOutOfRangeException(nameof(options), "CropNLayers must not be negative.");
+        Validate(o);
         _pointGrids = o.PointsPerSide is int n
             ? Amg.build_all_layer_point_grids(n, o.CropNLayers, o.CropNPointsDownscaleFactor)
             : o.PointGrids!.ToList();
         if (_pointGrids.Count < o.CropNLayers + 1)
             throw new ArgumentException($"{_pointGrids.Count} point grid(s) given for {o.CropNLayers + 1} crop layer(s).");
-        foreach (var g in _pointGrids)
-            if (g.Any(p => p.Length != 2)) throw new ArgumentException("each grid point needs exactly two coordinates (x, y)");
         Options = o;
         Model = model;
         // As upstream: the predictor cleans the low-res logits with the min region area.
         _predictor = new Sam2ImagePredictor(model, maxHoleArea: o.MinMaskRegionArea, maxSprinkleArea: o.MinMaskRegionArea);
         _transforms = new SAM2Transforms(model.image_size, 0.0, o.MinMaskRegionArea, o.MinMaskRegionArea);
+    }
+
+    /// <summary>
+    /// Checks the options: counts positive and within <see cref="Limits"/> (crop layers ≤ 4, points per side ≤ 256,
+    /// points per batch ≤ 1024), thresholds finite (box IoUs in [0, 1]), grid points finite in [0, 1]. Throws
+    /// <see cref="ArgumentOutOfRangeException"/> naming the option and the value.
+    /// </summary>
+    public static void Validate(AutomaticMaskGeneratorOptions o)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        static void Range(string name, double v, double lo, double hi)
+        {
+            if (!double.IsFinite(v) || v < lo || v > hi)
+                throw new ArgumentOutOfRangeException(name, v, $"{name} must be a number in [{lo}, {hi}], got {v}");
+        }
+        static void Count(string name, long v, long lo, long hi)
+        {
+            if (v < lo || v > hi) throw new ArgumentOutOfRangeException(name, v, $"{name} must be in {lo}..{hi}, got {v}");
+        }
+        if (o.PointsPerSide is int pps) Count(nameof(o.PointsPerSide), pps, 1, Limits.MaxPointsPerSide);
+        Count(nameof(o.PointsPerBatch), o.PointsPerBatch, 1, Limits.MaxPointsPerBatch);
+        Count(nameof(o.CropNLayers), o.CropNLayers, 0, Limits.MaxCropLayers);
+        Count(nameof(o.CropNPointsDownscaleFactor), o.CropNPointsDownscaleFactor, 1, 64);
+        Count(nameof(o.MinMaskRegionArea), o.MinMaskRegionArea, 0, int.MaxValue);
+        // scores above 1 are possible (the IoU head is unbounded); a threshold above them keeps nothing
+        Range(nameof(o.PredIouThresh), o.PredIouThresh, -1e6, 1e6);
+        Range(nameof(o.StabilityScoreThresh), o.StabilityScoreThresh, -1e6, 1e6);
+        Range(nameof(o.BoxNmsThresh), o.BoxNmsThresh, 0, 1);
+        Range(nameof(o.CropNmsThresh), o.CropNmsThresh, 0, 1);
+        Range(nameof(o.CropOverlapRatio), o.CropOverlapRatio, 0, 1);
+        Range(nameof(o.StabilityScoreOffset), o.StabilityScoreOffset, 0, 1e6);
+        Range(nameof(o.MaskThreshold), o.MaskThreshold, -1e6, 1e6);
+        if (o.PointGrids is { } grids)
+            foreach (var g in grids)
+                foreach (var p in g)
+                    if (p is null || p.Length != 2 || !double.IsFinite(p[0]) || !double.IsFinite(p[1]) || p[0] < 0 || p[0] > 1 || p[1] < 0 || p[1] > 1)
+                        throw new ArgumentOutOfRangeException(nameof(o.PointGrids), "grid points must be (x, y) pairs of finite numbers in [0, 1]");
     }
 
     /// <summary>The point grid of each crop layer, (x, y) in [0, 1]².</summary>

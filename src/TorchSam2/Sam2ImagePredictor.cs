@@ -195,29 +195,17 @@ public sealed class Sam2ImagePredictor : IDisposable
         {
             if (pointLabels is null) throw new ArgumentException("point labels must be supplied if point coordinates are supplied.");
             if (pointLabels.Length != pointCoords.Length) throw new ArgumentException($"{pointCoords.Length} points but {pointLabels.Length} labels");
-            foreach (var l in pointLabels)
-                if (l is < -1 or > 3) throw new ArgumentOutOfRangeException(nameof(pointLabels), $"point label {l} is not one of -1 (padding), 0 (background), 1 (foreground), 2/3 (box corners)");
+            foreach (var l in pointLabels) PromptChecks.CheckLabel(l);
         }
         var (h, w) = _origHw[idx];
         double maxX = normalizeCoords ? w : 1, maxY = normalizeCoords ? h : 1;
-        void CheckXY(float x, float y, string what)
-        {
-            if (!float.IsFinite(x) || !float.IsFinite(y) || x < 0 || y < 0 || x > maxX || y > maxY)
-                throw new ArgumentOutOfRangeException(what, $"{what} ({x}, {y}) lies outside the image (0..{maxX}, 0..{maxY})");
-        }
         if (pointCoords is not null)
             foreach (var p in pointCoords)
             {
-                if (p.Length != 2) throw new ArgumentException("each point needs exactly two coordinates (x, y)");
-                CheckXY(p[0], p[1], "point");
+                if (p is null || p.Length != 2) throw new ArgumentException("each point needs exactly two coordinates (x, y)");
+                PromptChecks.CheckPoint(p[0], p[1], maxX, maxY, "point");
             }
-        if (box is not null)
-        {
-            if (box.Length != 4) throw new ArgumentException("a box needs four numbers (x0, y0, x1, y1)");
-            CheckXY(box[0], box[1], "box corner");
-            CheckXY(box[2], box[3], "box corner");
-            if (box[2] < box[0] || box[3] < box[1]) throw new ArgumentException($"box ({string.Join(", ", box)}) has x1 < x0 or y1 < y0");
-        }
+        if (box is not null) PromptChecks.CheckBox(box, maxX, maxY, "box");
     }
 
     private (Tensor? coords, Tensor? labels, Tensor? box, Tensor? mask) PrepPrompts(float[][]? pointCoords, int[]? pointLabels, float[]? box, Tensor? maskInput, bool normalizeCoords, int idx)

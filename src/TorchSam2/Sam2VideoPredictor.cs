@@ -253,6 +253,7 @@ public sealed class Sam2VideoPredictor : IDisposable
         if (lbl.dim() == 1) lbl = lbl.unsqueeze(0);
         if (pts.dim() != 3 || pts.size(2) != 2 || lbl.dim() != 2 || pts.size(1) != lbl.size(1))
             throw new ArgumentException($"points [{string.Join(", ", pts.shape)}] and labels [{string.Join(", ", lbl.shape)}] do not match");
+        CheckPrompts(state, pts, lbl, box, normalizeCoords);
 
         // a box goes first, as two points labelled 2 and 3 (as SAM 2 was trained)
         if (box is not null)
@@ -283,6 +284,22 @@ public sealed class Sam2VideoPredictor : IDisposable
 
         var video_res_masks = RunPromptedFrame(state, frameIdx, obj_idx, point_inputs, null, usePrevLogits: true);
         return (frameIdx, state.obj_ids.ToArray(), video_res_masks.MoveToOuterDisposeScope());
+    }
+
+    // The image predictor's rules (PromptChecks): finite coordinates inside the video frame, x0 ≤ x1 and y0 ≤ y1, known labels.
+    private static void CheckPrompts(VideoInferenceState state, Tensor pts, Tensor lbl, Tensor? box, bool normalizeCoords)
+    {
+        double maxX = normalizeCoords ? state.VideoWidth : 1, maxY = normalizeCoords ? state.VideoHeight : 1;
+        using (var cpu = pts.to(ScalarType.Float32, CPU).contiguous())
+        {
+            var xy = cpu.ToArray<float>();
+            for (int i = 0; i + 1 < xy.Length; i += 2) PromptChecks.CheckPoint(xy[i], xy[i + 1], maxX, maxY, "point");
+        }
+        using (var cpu = lbl.to(ScalarType.Int32, CPU).contiguous())
+            foreach (var l in cpu.ToArray<int>()) PromptChecks.CheckLabel(l);
+        if (box is not null)
+            using (var cpu = box.to(ScalarType.Float32, CPU).contiguous())
+                PromptChecks.CheckBox(cpu.ToArray<float>(), maxX, maxY, "box");
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Spectre.Console;
 using TorchSam2.IO;
+using TorchSam2.Utils;
 using TorchSam2.Visualization;
 
 namespace TorchSam2.Cli.Commands;
@@ -16,15 +17,15 @@ internal static class AutoCommand
         var image = new Argument<string>("image") { Description = "the image file (PNG, JPEG, ...)" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors)", Required = true };
         var config = new Option<string?>("--config") { Description = "YAML config or built-in name; detected from the weights when left out" };
-        var pointsPerSide = new Option<int>("--points-per-side") { Description = "grid points along each side (squared in total)", DefaultValueFactory = _ => defaults.PointsPerSide!.Value };
-        var pointsPerBatch = new Option<int>("--points-per-batch") { Description = "points decoded at once (more is faster and uses more memory)", DefaultValueFactory = _ => defaults.PointsPerBatch };
-        var predIou = new Option<double>("--pred-iou-thresh") { Description = "drop masks whose predicted IoU is not above this", DefaultValueFactory = _ => defaults.PredIouThresh };
-        var stability = new Option<double>("--stability-score-thresh") { Description = "drop masks whose stability score is below this", DefaultValueFactory = _ => defaults.StabilityScoreThresh };
-        var boxNms = new Option<double>("--box-nms-thresh") { Description = "box IoU above which duplicate masks are dropped", DefaultValueFactory = _ => defaults.BoxNmsThresh };
-        var cropLayers = new Option<int>("--crop-n-layers") { Description = "extra layers of image crops to run on (0 = whole image only)", DefaultValueFactory = _ => 0 };
-        var minArea = new Option<int>("--min-mask-region-area") { Description = "fill holes and remove specks smaller than this (low-res pixels)", DefaultValueFactory = _ => 0 };
+        var pointsPerSide = Common.Int("--points-per-side", $"grid points along each side (squared in total; 1..{Limits.MaxPointsPerSide})", defaults.PointsPerSide!.Value, 1, Limits.MaxPointsPerSide);
+        var pointsPerBatch = Common.Int("--points-per-batch", $"points decoded at once (more is faster and uses more memory; 1..{Limits.MaxPointsPerBatch})", defaults.PointsPerBatch, 1, Limits.MaxPointsPerBatch);
+        var predIou = Common.Real("--pred-iou-thresh", "drop masks whose predicted IoU is not above this", defaults.PredIouThresh, -1000, 1000);
+        var stability = Common.Real("--stability-score-thresh", "drop masks whose stability score is below this", defaults.StabilityScoreThresh, -1000, 1000);
+        var boxNms = Common.Real("--box-nms-thresh", "box IoU above which duplicate masks are dropped (0..1)", defaults.BoxNmsThresh, 0, 1);
+        var cropLayers = Common.Int("--crop-n-layers", $"extra layers of image crops to run on (0 = whole image only; layer i adds (2^i)² crops; 0..{Limits.MaxCropLayers})", 0, 0, Limits.MaxCropLayers);
+        var minArea = Common.Int("--min-mask-region-area", "fill holes and remove specks smaller than this (low-res pixels)", 0, 0, int.MaxValue);
         var m2m = new Option<bool>("--use-m2m") { Description = "refine each mask once with its own low-res logits" };
-        var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "out" };
+        var output = new Option<string>("--out") { Description = "output folder (replaced as a whole by the new results)", DefaultValueFactory = _ => "out" };
         var device = Common.Device();
         var threads = Common.Threads();
         var cmd = new Command("auto", "Segment everything in an image (automatic mask generator); writes an overlay PNG and a JSON with COCO RLE masks");
@@ -37,20 +38,24 @@ internal static class AutoCommand
             var dev = Common.ParseDevice(pr.GetValue(device)!);
             var opts = defaults with
             {
-                PointsPerSide = Positive(pr.GetValue(pointsPerSide), "--points-per-side"),
-                PointsPerBatch = Positive(pr.GetValue(pointsPerBatch), "--points-per-batch"),
+                PointsPerSide = pr.GetValue(pointsPerSide),
+                PointsPerBatch = pr.GetValue(pointsPerBatch),
                 PredIouThresh = pr.GetValue(predIou),
                 StabilityScoreThresh = pr.GetValue(stability),
                 BoxNmsThresh = pr.GetValue(boxNms),
-                CropNLayers = pr.GetValue(cropLayers) >= 0 ? pr.GetValue(cropLayers) : throw new ArgumentException("--crop-n-layers must not be negative"),
+                CropNLayers = pr.GetValue(cropLayers),
                 MinMaskRegionArea = pr.GetValue(minArea),
                 UseM2M = pr.GetValue(m2m),
                 OutputMode = "uncompressed_rle",
             };
-            var imagePath = pr.GetValue(image)!;
-            var img = RgbImage.Load(imagePath);
+            AutomaticMaskGenerator.Validate(opts);
+            var imagePath = Common.ExistingFile("image", pr.GetValue(image));
+            var ckpt = Common.ExistingFile("--checkpoint", pr.GetValue(checkpoint));
+            using var outDir = OutputFolder.Begin(pr.GetValue(output)!, Outputs, "masks.json",
+                [("image", imagePath), ("--checkpoint", ckpt), ("--config", Common.ConfigFile(pr.GetValue(config)))]);
+            var img = Common.Doing($"reading the image '{imagePath}'", () => RgbImage.Load(imagePath));
             var sw = Stopwatch.StartNew();
-            using var model = ModelLoader.Load(pr.GetValue(checkpoint)!, pr.GetValue(config), dev);
+            using var model = Common.LoadModel(ckpt, pr.GetValue(config), dev);
             double loadMs = sw.Elapsed.TotalMilliseconds;
             using var generator = new AutomaticMaskGenerator(model, opts);
 
@@ -61,6 +66,7 @@ internal static class AutoCommand
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask("point batches", maxValue: 1);
+                    using var _ = Activity.Doing("generating masks");
                     records = generator.Generate(img, new Reporter(p =>
                     {
                         task.MaxValue = p.BatchesTotal;
@@ -71,13 +77,11 @@ internal static class AutoCommand
                 });
             double generateMs = sw.Elapsed.TotalMilliseconds;
 
-            var outDir = pr.GetValue(output)!;
-            Directory.CreateDirectory(outDir);
+            using var writing = Activity.Doing($"writing the results to '{outDir.Display}'");
             // Largest first, so small masks stay visible on top.
             var byArea = records.OrderByDescending(r => r.Area).ToList();
             var overlay = Overlay.Draw(img, byArea.Select(r => r.ToMask()).ToList());
-            var overlayPath = Path.Combine(outDir, "overlay.png");
-            overlay.Save(overlayPath);
+            overlay.Save(outDir.File("overlay.png"));
             var json = new
             {
                 image = imagePath,
@@ -106,16 +110,17 @@ internal static class AutoCommand
                 },
                 timings_ms = new { load = loadMs, generate = generateMs },
             };
-            var jsonPath = Path.Combine(outDir, "masks.json");
-            File.WriteAllText(jsonPath, JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-            Console.WriteLine($"{records.Count} mask(s) from {generator.PointGrids[0].Length} points; generate {generateMs:F0} ms");
-            Console.WriteLine($"wrote {overlayPath} and {jsonPath}");
+            File.WriteAllText(outDir.File("masks.json"), CliJson.Serialize(json));
+            outDir.Commit();
+            Terminal.Out($"{records.Count} mask(s) from {generator.PointGrids[0].Length} points; generate {generateMs:F0} ms");
+            Terminal.Out($"wrote overlay.png and masks.json in {Terminal.Safe(outDir.Display)}");
             return 0;
         }));
         return cmd;
     }
 
-    private static int Positive(int v, string name) => v > 0 ? v : throw new ArgumentException($"{name} must be positive, got {v}");
+    /// <summary>Everything auto writes in --out.</summary>
+    internal static readonly string[] Outputs = ["overlay.png", "masks.json"];
 
     // Spectre's progress context is not thread-safe for Progress<T>'s thread-pool callbacks: report inline.
     private sealed class Reporter(Action<AmgProgress> report) : IProgress<AmgProgress>

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using TorchSam2.Configs;
 using TorchSam2.IO;
+using TorchSam2.Utils;
 using TorchSam2.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -21,15 +22,14 @@ internal static class BenchCommand
     {
         var config = new Option<string>("--config") { Description = "config file or built-in name", DefaultValueFactory = _ => "sam2.1_hiera_t" };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "optional weights (.pt or .safetensors)" };
-        var imageSize = new Option<int>("--image-size") { Description = "override image_size (0 = the config's)", DefaultValueFactory = _ => 0 };
+        var imageSize = Common.Int("--image-size", $"override image_size (0 = the config's; else a multiple of 16 in 64..{Limits.MaxModelImageSize})", 0, 0, Limits.MaxModelImageSize,
+                                   v => Common.ImageSizeError("--image-size", v));
         var imagePath = new Option<string?>("--image") { Description = "image for set_image, predict and --auto (default: seeded random 720x1280 pixels, 1024x1024 for --auto)" };
-        var repeats = new Option<int>("--repeats") { Description = "timed repeats after one warm-up", DefaultValueFactory = _ => 5 };
-        var longRepeats = new Option<int>("--long-repeats") { Description = "timed repeats for --auto and --train (minutes each on a CPU), after one warm-up", DefaultValueFactory = _ => 2 };
-        var videoFrames = new Option<int>("--video-frames")
-        {
-            Description = "also track 1 and 3 objects over N synthetic frames of a 720x1280 video (per-frame median and min, frame 0 excluded)",
-            DefaultValueFactory = _ => 0,
-        };
+        var repeats = Common.Int("--repeats", "timed repeats after one warm-up (1..10000)", 5, 1, 10_000);
+        var longRepeats = Common.Int("--long-repeats", "timed repeats for --auto and --train (minutes each on a CPU), after one warm-up (1..1000)", 2, 1, 1000);
+        var videoFrames = Common.Int("--video-frames",
+            "also track 1 and 3 objects over N synthetic frames of a 720x1280 video (per-frame median and min, frame 0 excluded; 0 or 2..10000)", 0, 0, 10_000,
+            v => v == 1 ? "--video-frames must be 0 or at least 2 (frame 0 is not timed), got 1" : null);
         var auto = new Option<bool>("--auto") { Description = "also time automatic mask generation (32x32 points, default filters)" };
         var train = new Option<bool>("--train")
         {
@@ -45,12 +45,15 @@ internal static class BenchCommand
             Common.ApplyThreads(pr.GetValue(threads));
             var dev = Common.ParseDevice(pr.GetValue(device)!);
             var cfgArg = pr.GetValue(config)!;
-            var cfg = File.Exists(cfgArg) ? Sam2ConfigLoader.Load(cfgArg) : Sam2ConfigLoader.LoadBuiltIn(cfgArg);
+            var cfg = Common.Doing($"reading the config '{cfgArg}'", () => File.Exists(cfgArg) ? Sam2ConfigLoader.Load(cfgArg) : Sam2ConfigLoader.LoadBuiltIn(cfgArg));
             if (pr.GetValue(imageSize) > 0) cfg = cfg.WithImageSize(pr.GetValue(imageSize));
-            int n = Math.Max(1, pr.GetValue(repeats));
-            int nLong = Math.Max(1, pr.GetValue(longRepeats));
+            int n = pr.GetValue(repeats);
+            int nLong = pr.GetValue(longRepeats);
             var path = pr.GetValue(imagePath);
-            using var model = BuildSam.build_sam2(cfg, pr.GetValue(checkpoint), dev);
+            if (path is not null) Common.ExistingFile("--image", path);
+            var ckpt = pr.GetValue(checkpoint);
+            if (ckpt is not null) Common.ExistingFile("--checkpoint", ckpt);
+            using var model = Common.Doing(ckpt is null ? "building the model" : $"loading the model '{ckpt}'", () => BuildSam.build_sam2(cfg, ckpt, dev));
             var results = new Dictionary<string, object?>
             {
                 ["config"] = cfgArg,
@@ -62,14 +65,17 @@ internal static class BenchCommand
                 ["image"] = path ?? "random 720x1280",
             };
             // the given image is read once and serves set_image, predict and --auto
-            using var loaded = path is null ? null : RgbImage.Load(path).ToTensor();
+            using var loaded = path is null ? null : Common.Doing($"reading the image '{path}'", () => RgbImage.Load(path).ToTensor());
             manual_seed(0);
             using (var image = loaded?.alias() ?? randint(0, 256, [720, 1280, 3], ScalarType.Byte))
             using (var predictor = new Sam2ImagePredictor(model))
             {
+                // bench.py's prompts, scaled down for images smaller than 900x600
+                var (point, boxPrompt) = Prompts((int)image.size(0), (int)image.size(1));
+                using var _ = Activity.Doing("timing set_image and predict");
                 results["set_image_ms"] = Time(n, () => predictor.SetImage(image), dev);
-                results["predict_point_ms"] = Time(n, () => predictor.Predict([[640f, 360f]], [1]).Dispose(), dev);
-                results["predict_box_ms"] = Time(n, () => predictor.Predict(box: [100f, 100f, 900f, 600f], multimaskOutput: false).Dispose(), dev);
+                results["predict_point_ms"] = Time(n, () => predictor.Predict([point], [1]).Dispose(), dev);
+                results["predict_box_ms"] = Time(n, () => predictor.Predict(box: boxPrompt, multimaskOutput: false).Dispose(), dev);
             }
             results["peak_rss_mb"] = PeakRssMb();
             if (pr.GetValue(auto))
@@ -109,14 +115,25 @@ internal static class BenchCommand
             results["managed_heap_committed_mb"] = GC.GetGCMemoryInfo().TotalCommittedBytes / 1e6;
             results["managed_allocated_mb"] = GC.GetTotalAllocatedBytes() / 1e6;
             results["gen0_collections"] = GC.CollectionCount(0);
-            if (pr.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
-            else foreach (var (k, v) in results) Console.WriteLine($"{k,-24} {(v is Stats s ? $"median {s.median:F1} ms, min {s.min:F1} ms" : v)}");
+            if (pr.GetValue(json)) Terminal.Out(CliJson.Serialize(results));
+            else foreach (var (k, v) in results) Terminal.Out($"{k,-24} {(v is Stats s ? $"median {s.median:F1} ms, min {s.min:F1} ms" : Terminal.Safe(Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture)))}");
             return 0;
         }));
         return cmd;
     }
 
     private sealed record Stats(double median, double min);
+
+    /// <summary>
+    /// The timed point and box prompts for an image of h × w: bench.py's (640, 360) and (100, 100, 900, 600) when they
+    /// lie inside it (any image of at least 900 × 600), else the same prompts scaled from 1280 × 720 to the image.
+    /// </summary>
+    internal static (float[] point, float[] box) Prompts(int h, int w)
+    {
+        if (w >= 900 && h >= 600) return ([640f, 360f], [100f, 100f, 900f, 600f]);
+        float sx = w / 1280f, sy = h / 720f;
+        return ([640f * sx, 360f * sy], [100f * sx, 100f * sy, 900f * sx, 600f * sy]);
+    }
 
     private const int VideoHeight = 720, VideoWidth = 1280;
     private static readonly float[][] ObjClicks = [[640f, 360f], [320f, 200f], [960f, 540f]];

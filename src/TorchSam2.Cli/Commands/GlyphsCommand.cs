@@ -5,6 +5,7 @@ using System.Text.Json;
 using Spectre.Console;
 using TorchSam2.Glyphs;
 using TorchSam2.IO;
+using TorchSam2.Utils;
 using TorchSam2.Visualization;
 
 namespace TorchSam2.Cli.Commands;
@@ -20,40 +21,49 @@ internal static class GlyphsCommand
         var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors)", Required = true };
         var config = new Option<string?>("--config") { Description = "YAML config or built-in name; detected from the weights when left out" };
         var noRefine = new Option<bool>("--no-refine") { Description = "keep SAM's masks as they are (no snapping to the ink at full resolution)" };
-        var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "out" };
+        var maxGlyphs = Common.Int("--max-glyphs", $"refuse sheets with more glyph candidates than this (default TORCHSAM2_MAX_GLYPHS or {Limits.DefaultMaxGlyphCandidates:N0})",
+                                   Limits.MaxGlyphCandidates, 1, 10_000_000);
+        var minArea = Common.Int("--min-glyph-area", "ink specks with fewer pixels than this are not glyphs", 3, 0, 1_000_000);
+        var output = new Option<string>("--out") { Description = "output folder (replaced as a whole by the new results)", DefaultValueFactory = _ => "out" };
         var device = Common.Device();
         var threads = Common.Threads();
         var cmd = new Command("glyphs", "Segment every glyph of a font specimen (crop-and-segment with box prompts); writes overlay.png and glyphs.json (COCO RLE)");
         cmd.Arguments.Add(image);
-        foreach (var o in new Option[] { checkpoint, config, noRefine, output, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { checkpoint, config, noRefine, maxGlyphs, minArea, output, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
             var dev = Common.ParseDevice(pr.GetValue(device)!);
-            var path = pr.GetValue(image)!;
-            var sheet = RgbImage.Load(path);
+            var path = Common.ExistingFile("specimen", pr.GetValue(image));
+            var ckpt = Common.ExistingFile("--checkpoint", pr.GetValue(checkpoint));
+            using var outDir = OutputFolder.Begin(pr.GetValue(output)!, Outputs, "glyphs.json",
+                [("specimen", path), ("--checkpoint", ckpt), ("--config", Common.ConfigFile(pr.GetValue(config)))]);
+            var sheet = Common.Doing($"reading the image '{path}'", () => RgbImage.Load(path));
+            var segOptions = new GlyphSegmenterOptions { Refine = !pr.GetValue(noRefine), MaxCandidates = pr.GetValue(maxGlyphs), MinGlyphArea = pr.GetValue(minArea) };
+            // the candidates first: a sheet past the limits is refused before the model is loaded
+            Common.Doing($"finding glyphs in '{path}'", () => GlyphSegmenter.FindCandidates(sheet, segOptions.MinGlyphArea, segOptions.MaxCandidates));
             var sw = Stopwatch.StartNew();
-            using var model = ModelLoader.Load(pr.GetValue(checkpoint)!, pr.GetValue(config), dev);
+            using var model = Common.LoadModel(ckpt, pr.GetValue(config), dev);
             double loadMs = sw.Elapsed.TotalMilliseconds;
             using var predictor = new Sam2ImagePredictor(model);
-            var segmenter = new GlyphSegmenter(predictor, new GlyphSegmenterOptions { Refine = !pr.GetValue(noRefine) });
+            var segmenter = new GlyphSegmenter(predictor, segOptions);
             sw.Restart();
             List<GlyphResult> glyphs = [];
-            AnsiConsole.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask("glyphs", maxValue: 100);
-                    glyphs = segmenter.Segment(sheet, new SyncProgress(p => task.Value = p));
-                    task.Value = 100;
-                });
+            using (Activity.Doing($"segmenting the glyphs of '{path}'"))
+                AnsiConsole.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask("glyphs", maxValue: 100);
+                        glyphs = segmenter.Segment(sheet, new SyncProgress(p => task.Value = p));
+                        task.Value = 100;
+                    });
             double segMs = sw.Elapsed.TotalMilliseconds;
 
-            var outDir = pr.GetValue(output)!;
-            Directory.CreateDirectory(outDir);
+            using var writing = Activity.Doing($"writing the results to '{outDir.Display}'");
             int h = sheet.Height, w = sheet.Width;
             var overlay = Overlay.Draw(sheet, glyphs.Select(g => g.Mask.ToFull(h, w)).ToList(), boxes: glyphs.Select(g => g.Box));
-            overlay.Save(Path.Combine(outDir, "overlay.png"));
+            overlay.Save(outDir.File("overlay.png"));
             var json = new
             {
                 image = path,
@@ -78,24 +88,33 @@ internal static class GlyphsCommand
                 }),
                 timings_ms = new { load = loadMs, segment = segMs },
             };
-            File.WriteAllText(Path.Combine(outDir, "glyphs.json"), JsonSerializer.Serialize(json, Json));
-            Console.WriteLine($"{glyphs.Count} glyph(s) in {segmenter.LastCropCount} crop(s); {segMs / 1000:F1} s");
-            Console.WriteLine($"wrote overlay.png and glyphs.json in {outDir}");
+            File.WriteAllText(outDir.File("glyphs.json"), CliJson.Serialize(json));
+            outDir.Commit();
+            if (glyphs.Any(g => !float.IsFinite(g.Score)))
+                Terminal.Warning("the model produced non-finite scores (NaN or infinite weights?); they are written as null");
+            Terminal.Out($"{glyphs.Count} glyph(s) in {segmenter.LastCropCount} crop(s); {segMs / 1000:F1} s");
+            Terminal.Out($"wrote overlay.png and glyphs.json in {Terminal.Safe(outDir.Display)}");
             return 0;
         }));
         return cmd;
     }
 
+    /// <summary>Everything glyphs writes in --out.</summary>
+    internal static readonly string[] Outputs = ["overlay.png", "glyphs.json"];
+
+    /// <summary>Everything specimens writes in its folder.</summary>
+    internal static readonly string[] SpecimenOutputs = ["annotations.json", "images/*.png"];
+
     public static Command CreateSpecimens()
     {
         var outDir = new Argument<string>("outdir") { Description = "dataset folder (images/ and annotations.json are written there)" };
-        var count = new Option<int>("--count") { Description = "number of sheets", DefaultValueFactory = _ => 10 };
+        var count = Common.Int("--count", "number of sheets (1..100000)", 10, 1, 100_000);
         var split = new Option<string>("--split") { Description = "train or heldout (fonts never used for training)", DefaultValueFactory = _ => "train" };
         var seed = new Option<int>("--seed") { Description = "random seed (same seed, same sheets)", DefaultValueFactory = _ => 0 };
-        var width = new Option<int>("--width") { Description = "sheet width in pixels", DefaultValueFactory = _ => 1024 };
-        var height = new Option<int>("--height") { Description = "sheet height in pixels", DefaultValueFactory = _ => 1024 };
-        var noise = new Option<double>("--noise") { Description = "Gaussian pixel noise standard deviation (0..255 scale)", DefaultValueFactory = _ => 0 };
-        var cmd = new Command("specimens", "Generate font specimen sheets with exact per-glyph masks (COCO instances, RLE)");
+        var width = Common.Int("--width", "sheet width in pixels (64..16384)", 1024, 64, 16384);
+        var height = Common.Int("--height", "sheet height in pixels (64..16384)", 1024, 64, 16384);
+        var noise = Common.Real("--noise", "Gaussian pixel noise standard deviation (0..255 scale)", 0, 0, 255);
+        var cmd = new Command("specimens", "Generate font specimen sheets with exact per-glyph masks (COCO instances, RLE); the folder's images/ and annotations.json are replaced as a whole");
         cmd.Arguments.Add(outDir);
         foreach (var o in new Option[] { count, split, seed, width, height, noise }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
@@ -104,22 +123,28 @@ internal static class GlyphsCommand
             {
                 "train" => FontSplit.Train,
                 "heldout" or "held-out" => FontSplit.HeldOut,
-                var other => throw new ArgumentException($"--split must be train or heldout, got '{other}'"),
+                var other => throw new UsageException($"--split must be train or heldout, got '{Terminal.Safe(other)}'"),
             };
             int n = pr.GetValue(count);
-            var opts = new SpecimenOptions { Width = pr.GetValue(width), Height = pr.GetValue(height), NoiseStd = pr.GetValue(noise) };
+            int w = pr.GetValue(width), h = pr.GetValue(height);
+            try { Limits.CheckImageSize(w, h, "--width × --height"); }
+            catch (LimitExceededException e) { throw new UsageException(e.Message); }
+            var opts = new SpecimenOptions { Width = w, Height = h, NoiseStd = pr.GetValue(noise) };
             var missing = FontRegistry.Missing(s);
             if (missing.Count > 0)
-                AnsiConsole.MarkupLine($"[yellow]note:[/] {missing.Count} registered {s} font(s) are not installed ({Markup.Escape(string.Join(", ", missing.Select(f => f.DebianPackage).Distinct()))})");
+                Terminal.Note($"{missing.Count} registered {s} font(s) are not installed ({Terminal.Safe(string.Join(", ", missing.Select(f => f.DebianPackage).Distinct()))})");
+            using var folder = OutputFolder.Begin(pr.GetValue(outDir)!, SpecimenOutputs, "annotations.json", [], "outdir");
             GlyphCoco coco = null!;
-            AnsiConsole.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask("specimens", maxValue: n);
-                    coco = SpecimenGenerator.WriteDataset(pr.GetValue(outDir)!, n, s, pr.GetValue(seed), opts, new SyncProgress(i => task.Value = i));
-                });
-            Console.WriteLine($"{coco.Images.Count} sheet(s), {coco.Annotations.Count} glyph(s) → {Path.Combine(pr.GetValue(outDir)!, "annotations.json")}");
+            using (Activity.Doing("generating specimen sheets"))
+                AnsiConsole.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask("specimens", maxValue: n);
+                        coco = SpecimenGenerator.WriteDataset(folder.Staging, n, s, pr.GetValue(seed), opts, new SyncProgress(i => task.Value = i));
+                    });
+            folder.Commit();
+            Terminal.Out($"{coco.Images.Count} sheet(s), {coco.Annotations.Count} glyph(s) → {Terminal.Safe(folder.Final("annotations.json"))}");
             return 0;
         }));
         return cmd;
@@ -129,29 +154,33 @@ internal static class GlyphsCommand
     {
         var pred = new Option<string>("--pred") { Description = "predictions: torchsam2 glyphs output, a COCO results list or a COCO dataset", Required = true };
         var gt = new Option<string>("--gt") { Description = "ground truth COCO instances (e.g. annotations.json from torchsam2 specimens)", Required = true };
-        var tol = new Option<int>("--tolerance") { Description = "boundary tolerance in pixels", DefaultValueFactory = _ => 2 };
+        var tol = Common.Int("--tolerance", $"boundary tolerance in pixels (0..{Limits.MaxBoundaryTolerance})", 2, 0, Limits.MaxBoundaryTolerance);
         var asJson = new Option<bool>("--json") { Description = "print the metrics as JSON" };
         var cmd = new Command("eval", "Score glyph masks against a COCO ground truth: foreground IoU, mean glyph IoU, recall@0.5, boundary F");
         foreach (var o in new Option[] { pred, gt, tol, asJson }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
-            var r = GlyphEval.Evaluate(GlyphCoco.Load(pr.GetValue(gt)!), GlyphCoco.Load(pr.GetValue(pred)!), pr.GetValue(tol));
+            var gtPath = Common.ExistingFile("--gt", pr.GetValue(gt));
+            var predPath = Common.ExistingFile("--pred", pr.GetValue(pred));
+            var gtCoco = Common.Doing($"reading the ground truth '{gtPath}'", () => GlyphCoco.Load(gtPath));
+            var predCoco = Common.Doing($"reading the predictions '{predPath}'", () => GlyphCoco.Load(predPath));
+            var r = Common.Doing("scoring", () => GlyphEval.Evaluate(gtCoco, predCoco, pr.GetValue(tol)));
             if (pr.GetValue(asJson))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
+                Terminal.Out(CliJson.Serialize(new
                 {
                     images = r.Images, gt_glyphs = r.GtGlyphs, predictions = r.PredGlyphs, fg_iou = r.ForegroundIoU, mean_glyph_iou = r.MeanGlyphIoU,
                     recall50 = r.Recall50, boundary_f = r.BoundaryF, tolerance_px = pr.GetValue(tol),
-                }));
+                }, indented: false));
                 return 0;
             }
-            Console.WriteLine($"images          {r.Images}");
-            Console.WriteLine($"GT glyphs       {r.GtGlyphs}");
-            Console.WriteLine($"predictions     {r.PredGlyphs}");
-            Console.WriteLine($"fgIoU           {r.ForegroundIoU:F4}");
-            Console.WriteLine($"mean glyph IoU  {r.MeanGlyphIoU:F4}");
-            Console.WriteLine($"recall@0.5      {r.Recall50:F4}");
-            Console.WriteLine($"boundary F      {r.BoundaryF:F4} (precision {r.BoundaryPrecision:F4}, recall {r.BoundaryRecall:F4}, tolerance {pr.GetValue(tol)} px)");
+            Terminal.Out($"images          {r.Images}");
+            Terminal.Out($"GT glyphs       {r.GtGlyphs}");
+            Terminal.Out($"predictions     {r.PredGlyphs}");
+            Terminal.Out($"fgIoU           {r.ForegroundIoU:F4}");
+            Terminal.Out($"mean glyph IoU  {r.MeanGlyphIoU:F4}");
+            Terminal.Out($"recall@0.5      {r.Recall50:F4}");
+            Terminal.Out($"boundary F      {r.BoundaryF:F4} (precision {r.BoundaryPrecision:F4}, recall {r.BoundaryRecall:F4}, tolerance {pr.GetValue(tol)} px)");
             return 0;
         }));
         return cmd;

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Spectre.Console;
 using TorchSam2.Parity;
 
 namespace TorchSam2.Cli.Commands;
@@ -24,20 +23,20 @@ internal static class ParityCommand
             {
                 if (File.Exists(Path.Combine(d, "case.json"))) cases.Add(d);
                 else if (Directory.Exists(d)) cases.AddRange(ParityCase.Discover(d));
-                else throw new DirectoryNotFoundException($"no such case folder: {d}");
+                else throw new DirectoryNotFoundException($"no such case folder: '{Terminal.Safe(d)}'");
             }
-            if (cases.Count == 0) throw new ArgumentException("no parity cases found (a case folder holds case.json)");
+            if (cases.Count == 0) throw new UsageException("no parity cases found (a case folder holds case.json)");
             int failed = 0;
             foreach (var c in cases)
             {
-                AnsiConsole.MarkupLine($"[bold]{Markup.Escape(Path.GetFileName(c.TrimEnd('/')))}[/]");
-                var report = ParityRunner.Run(c, check => Console.WriteLine("  " + check), dev);
-                foreach (var e in report.Errors) AnsiConsole.MarkupLine($"  [red]error[/] {Markup.Escape(e)}");
-                foreach (var n in report.NotImplemented) AnsiConsole.MarkupLine($"  [yellow]not implemented[/] {Markup.Escape(n)}");
-                AnsiConsole.MarkupLine(report.Passed ? $"  [green]{Markup.Escape(report.Summary)}[/]" : $"  [red]{Markup.Escape(report.Summary)}[/]");
+                Terminal.Out(Terminal.Safe(Path.GetFileName(c.TrimEnd('/'))));
+                var report = Common.Doing($"running the parity case '{c}'", () => ParityRunner.Run(c, check => Terminal.Out("  " + Terminal.Safe(check.ToString())), dev));
+                foreach (var e in report.Errors) Terminal.Out($"  error {Terminal.Safe(e)}");
+                foreach (var n in report.NotImplemented) Terminal.Out($"  not implemented {Terminal.Safe(n)}");
+                Terminal.Out($"  {Terminal.Safe(report.Summary)}");
                 if (!report.Passed) failed++;
             }
-            Console.WriteLine($"parity: {cases.Count - failed} passed, {failed} failed");
+            Terminal.Out($"parity: {cases.Count - failed} passed, {failed} failed");
             return failed == 0 ? 0 : 1;
         }));
         return cmd;

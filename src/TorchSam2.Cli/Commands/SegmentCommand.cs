@@ -1,11 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
 using TorchSam2.IO;
 using TorchSharp;
 using static TorchSharp.torch;
-using TorchSharp.Modules;
 using TorchSam2.Utils;
 using TorchSam2.Visualization;
 
@@ -13,6 +10,9 @@ namespace TorchSam2.Cli.Commands;
 
 internal static class SegmentCommand
 {
+    /// <summary>Everything segment writes in --out (an earlier run's files of these names are replaced as a set).</summary>
+    internal static readonly string[] Outputs = ["overlay.png", "mask_*.png", "masks.json"];
+
     public static Command Create()
     {
         var image = new Argument<string>("image") { Description = "the image file (PNG, JPEG, ...)" };
@@ -21,7 +21,7 @@ internal static class SegmentCommand
         var points = new Option<string[]>("--point") { Description = "x,y[,label] in pixels (label 1 = foreground, 0 = background); repeat for more", AllowMultipleArgumentsPerToken = false };
         var box = new Option<string?>("--box") { Description = "x0,y0,x1,y1 in pixels" };
         var multimask = new Option<bool>("--multimask") { Description = "return three candidate masks instead of one" };
-        var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "out" };
+        var output = new Option<string>("--out") { Description = "output folder (replaced as a whole by the new results)", DefaultValueFactory = _ => "out" };
         var device = Common.Device();
         var threads = Common.Threads();
         var cmd = new Command("segment", "Segment an image from point and/or box prompts; writes mask PNGs, an overlay PNG and a JSON with scores and RLE");
@@ -31,63 +31,61 @@ internal static class SegmentCommand
         {
             Common.ApplyThreads(pr.GetValue(threads));
             var dev = Common.ParseDevice(pr.GetValue(device)!);
-            var pts = (pr.GetValue(points) ?? []).Select(ParsePoint).ToArray();
-            float[]? boxValues = pr.GetValue(box) is { } b ? ParseFloats(b, 4, "--box") : null;
-            if (pts.Length == 0 && boxValues is null) throw new ArgumentException("give at least one --point or a --box");
-            var img = RgbImage.Load(pr.GetValue(image)!);
+            var pts = (pr.GetValue(points) ?? []).Select(p => Common.ParsePoint("--point", p)).ToArray();
+            float[]? boxValues = pr.GetValue(box) is { } b ? Common.ParseBox("--box", b) : null;
+            if (pts.Length == 0 && boxValues is null) throw new UsageException("give at least one --point or a --box");
+            var imagePath = Common.ExistingFile("image", pr.GetValue(image));
+            var ckptArg = pr.GetValue(checkpoint)!;
+            using var outDir = OutputFolder.Begin(pr.GetValue(output)!, Outputs, "masks.json",
+                [("image", imagePath), ("--checkpoint", ckptArg), ("--config", Common.ConfigFile(pr.GetValue(config)))]);
+
+            RgbImage img;
+            using (Activity.Doing($"reading the image '{imagePath}'")) img = RgbImage.Load(imagePath);
+            Common.CheckInImage("--point", pts, "--box", boxValues, img.Width, img.Height);
+            var ckpt = Common.ExistingFile("--checkpoint", ckptArg);
             var sw = Stopwatch.StartNew();
-            using var model = ModelLoader.Load(pr.GetValue(checkpoint)!, pr.GetValue(config), dev);
+            using var model = Common.LoadModel(ckpt, pr.GetValue(config), dev);
             double loadMs = sw.Elapsed.TotalMilliseconds;
             using var predictor = new Sam2ImagePredictor(model);
             sw.Restart();
-            predictor.SetImage(img);
+            using (Activity.Doing("computing the image embedding")) predictor.SetImage(img);
             double embedMs = sw.Elapsed.TotalMilliseconds;
             sw.Restart();
+            using var act = Activity.Doing("predicting masks");
             using var pred = predictor.Predict(pts.Length > 0 ? pts.Select(p => new[] { p.x, p.y }).ToArray() : null,
                                                pts.Length > 0 ? pts.Select(p => p.label).ToArray() : null, boxValues,
                                                multimaskOutput: pr.GetValue(multimask));
             double predictMs = sw.Elapsed.TotalMilliseconds;
-            var outDir = pr.GetValue(output)!;
-            Directory.CreateDirectory(outDir);
             var scores = pred.Scores;
-            var order = Enumerable.Range(0, scores.Length).OrderByDescending(i => scores[i]).ToArray();
+            // NaN scores (NaN weights) sort last and are written as null
+            var order = Enumerable.Range(0, scores.Length).OrderByDescending(i => float.IsNaN(scores[i]) ? float.NegativeInfinity : scores[i]).ToArray();
             var masks = new List<bool[]>();
             var entries = new List<object>();
-            foreach (var (i, rank) in order.Select((i, r) => (i, r)))
+            using (Activity.Doing($"writing the results to '{outDir.Display}'"))
             {
-                using var m = pred.Masks[i];
-                var rle = Rle.Encode(m);
-                var pixels = m.to(ScalarType.Bool).ToArray<bool>();
-                masks.Add(pixels);
-                var png = Path.Combine(outDir, $"mask_{rank}.png");
-                ImageIO.Write(png, pixels.Select(v => v ? (byte)255 : (byte)0).ToArray(), img.Height, img.Width, 1);
-                entries.Add(new { file = Path.GetFileName(png), score = scores[i], area = rle.Area(), rle = new { size = new[] { rle.Height, rle.Width }, counts = rle.ToCocoString() } });
+                foreach (var (i, rank) in order.Select((i, r) => (i, r)))
+                {
+                    using var m = pred.Masks[i];
+                    var rle = Rle.Encode(m);
+                    var pixels = m.to(ScalarType.Bool).ToArray<bool>();
+                    masks.Add(pixels);
+                    var name = $"mask_{rank}.png";
+                    ImageIO.Write(outDir.File(name), pixels.Select(v => v ? (byte)255 : (byte)0).ToArray(), img.Height, img.Width, 1);
+                    entries.Add(new { file = name, score = scores[i], area = rle.Area(), rle = new { size = new[] { rle.Height, rle.Width }, counts = rle.ToCocoString() } });
+                }
+                var overlay = Overlay.Draw(img, masks.Take(1).ToList(), pts.Select(p => (p.x, p.y, p.label)), boxValues is null ? null : [boxValues]);
+                overlay.Save(outDir.File("overlay.png"));
+                var json = new { image = imagePath, height = img.Height, width = img.Width, masks = entries, timings_ms = new { load = loadMs, set_image = embedMs, predict = predictMs } };
+                File.WriteAllText(outDir.File("masks.json"), CliJson.Serialize(json));
+                outDir.Commit();
             }
-            var overlay = Overlay.Draw(img, masks.Take(1).ToList(), pts.Select(p => (p.x, p.y, p.label)), boxValues is null ? null : [boxValues]);
-            var overlayPath = Path.Combine(outDir, "overlay.png");
-            overlay.Save(overlayPath);
-            var json = new { image = pr.GetValue(image), height = img.Height, width = img.Width, masks = entries, timings_ms = new { load = loadMs, set_image = embedMs, predict = predictMs } };
-            File.WriteAllText(Path.Combine(outDir, "masks.json"), JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true }));
-            Console.WriteLine($"{masks.Count} mask(s), best score {scores.Max():F3}; set_image {embedMs:F0} ms, predict {predictMs:F0} ms");
-            Console.WriteLine($"wrote {overlayPath}, mask_*.png and masks.json in {outDir}");
+            if (scores.Any(s => !float.IsFinite(s)))
+                Terminal.Warning("the model produced non-finite scores (NaN or infinite weights?); they are written as null");
+            var best = scores.Where(float.IsFinite).DefaultIfEmpty(float.NaN).Max();
+            Terminal.Out($"{masks.Count} mask(s), best score {best:F3}; set_image {embedMs:F0} ms, predict {predictMs:F0} ms");
+            Terminal.Out($"wrote overlay.png, mask_*.png and masks.json in {Terminal.Safe(outDir.Display)}");
             return 0;
         }));
         return cmd;
-    }
-
-    private static (float x, float y, int label) ParsePoint(string s)
-    {
-        var v = ParseFloats(s, -1, "--point");
-        if (v.Length is not (2 or 3)) throw new ArgumentException($"--point takes x,y or x,y,label, got '{s}'");
-        int label = v.Length == 3 ? (int)v[2] : 1;
-        if (label is not (0 or 1)) throw new ArgumentException($"point label must be 0 or 1, got {label}");
-        return (v[0], v[1], label);
-    }
-
-    private static float[] ParseFloats(string s, int count, string what)
-    {
-        var parts = s.Split(',', StringSplitOptions.TrimEntries);
-        if (count > 0 && parts.Length != count) throw new ArgumentException($"{what} takes {count} comma-separated numbers, got '{s}'");
-        return parts.Select(p => float.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var f) ? f : throw new ArgumentException($"{what}: '{p}' is not a number")).ToArray();
     }
 }

@@ -18,6 +18,9 @@ internal static class TrackCommand
 {
     private sealed record ObjPrompt(int Id, (float x, float y, int label)[] Points, float[]? Box);
 
+    /// <summary>Everything track writes in --out (an earlier run's files of these names are replaced as a set).</summary>
+    internal static readonly string[] Outputs = ["masks.json", "masks/*.png", "overlays/*.png"];
+
     public static Command Create()
     {
         var video = new Argument<string>("video") { Description = "a video file (MP4, AVI, ...) or a folder of JPEG/PNG frames" };
@@ -28,8 +31,8 @@ internal static class TrackCommand
             Description = "ID:point:x,y[,label] or ID:box:x0,y0,x1,y1 in pixels (label 1 = foreground, 0 = background); repeat for more points / objects",
             AllowMultipleArgumentsPerToken = false,
         };
-        var frame = new Option<int>("--frame") { Description = "frame index the prompts are on", DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "out" };
+        var frame = Common.Int("--frame", "frame index the prompts are on", 0, 0, int.MaxValue);
+        var output = new Option<string>("--out") { Description = "output folder (replaced as a whole by the new results)", DefaultValueFactory = _ => "out" };
         var bounded = new Option<bool>("--bounded-memory") { Description = "drop tracked memories the model can no longer read (flat memory on long videos)" };
         var noOverlays = new Option<bool>("--no-overlays") { Description = "skip the overlay frames" };
         var device = Common.Device();
@@ -42,42 +45,44 @@ internal static class TrackCommand
             Common.ApplyThreads(pr.GetValue(threads));
             var dev = Common.ParseDevice(pr.GetValue(device)!);
             var prompts = ParseObjects(pr.GetValue(objs) ?? []);
-            if (prompts.Count == 0) throw new ArgumentException("give at least one --obj (e.g. --obj 1:point:120,80)");
-            if (prompts.Any(p => p.Id is <= 0 or > 255)) throw new ArgumentException("object ids must be in 1..255 (they are the pixel values of the mask PNGs)");
+            if (prompts.Count == 0) throw new UsageException("give at least one --obj (e.g. --obj 1:point:120,80)");
             var videoPath = pr.GetValue(video)!;
-            var ckpt = pr.GetValue(checkpoint)!;
-            if (!File.Exists(ckpt)) throw new FileNotFoundException($"checkpoint not found: {ckpt}", ckpt);
-            var cfgName = pr.GetValue(config) ?? ModelLoader.DetectVariant(ckpt);
+            if (!File.Exists(videoPath) && !Directory.Exists(videoPath))
+                throw new FileNotFoundException($"video not found: '{Terminal.Safe(videoPath)}' (a video file or a folder of JPEG/PNG frames)", videoPath);
+            var ckpt = Common.ExistingFile("--checkpoint", pr.GetValue(checkpoint));
             int frameIdx = pr.GetValue(frame);
-            var outDir = pr.GetValue(output)!;
             bool writeOverlays = !pr.GetValue(noOverlays);
+            using var outDir = OutputFolder.Begin(pr.GetValue(output)!, Outputs, "masks.json",
+                [("video", videoPath), ("--checkpoint", ckpt), ("--config", Common.ConfigFile(pr.GetValue(config)))]);
+            var cfgName = pr.GetValue(config) ?? Common.Doing($"reading the checkpoint '{ckpt}'", () => ModelLoader.DetectVariant(ckpt));
 
             var sw = Stopwatch.StartNew();
-            using var predictor = Sam2VideoPredictor.Build(cfgName, ckpt, dev);
+            using var predictor = Common.Doing($"loading the model '{ckpt}'", () => Sam2VideoPredictor.Build(cfgName, ckpt, dev));
             double loadMs = sw.Elapsed.TotalMilliseconds;
             sw.Restart();
-            using var state = predictor.InitState(videoPath, offloadVideoToCpu: true);
+            using var state = Common.Doing($"opening the video '{videoPath}'", () => predictor.InitState(videoPath, offloadVideoToCpu: true));
             state.BoundedMemory = pr.GetValue(bounded);
             double initMs = sw.Elapsed.TotalMilliseconds;
-            if (frameIdx < 0 || frameIdx >= state.NumFrames)
-                throw new ArgumentException($"--frame {frameIdx} is outside the video (0..{state.NumFrames - 1})");
+            if (frameIdx >= state.NumFrames)
+                throw new UsageException($"--frame {frameIdx} is outside the video (0..{state.NumFrames - 1})");
             int h = state.VideoHeight, w = state.VideoWidth;
+            foreach (var p in prompts) Common.CheckInImage($"--obj {p.Id}:point", p.Points, $"--obj {p.Id}:box", p.Box, w, h);
 
-            foreach (var p in prompts)
-            {
-                var (_, _, m) = predictor.AddNewPointsOrBox(state, frameIdx, p.Id,
-                    p.Points.Length > 0 ? p.Points.Select(q => new[] { q.x, q.y }).ToArray() : null,
-                    p.Points.Length > 0 ? p.Points.Select(q => q.label).ToArray() : null,
-                    box: p.Box);
-                m.Dispose();
-            }
+            using (Activity.Doing($"adding the prompts on frame {frameIdx}"))
+                foreach (var p in prompts)
+                {
+                    var (_, _, m) = predictor.AddNewPointsOrBox(state, frameIdx, p.Id,
+                        p.Points.Length > 0 ? p.Points.Select(q => new[] { q.x, q.y }).ToArray() : null,
+                        p.Points.Length > 0 ? p.Points.Select(q => q.label).ToArray() : null,
+                        box: p.Box);
+                    m.Dispose();
+                }
 
-            Directory.CreateDirectory(Path.Combine(outDir, "masks"));
-            if (writeOverlays) Directory.CreateDirectory(Path.Combine(outDir, "overlays"));
             using var frames = new FrameSource(videoPath);
             var perFrame = new SortedDictionary<int, List<object>>();
             sw.Restart();
             int done = 0;
+            using var tracking = Activity.Doing($"tracking through '{videoPath}'");
             AnsiConsole.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
                 .Start(ctx =>
@@ -112,9 +117,10 @@ internal static class TrackCommand
                 frames = perFrame.Select(kv => new { frame = kv.Key, objects = kv.Value }),
                 timings_ms = new { load = loadMs, init_state = initMs, track = trackMs },
             };
-            File.WriteAllText(Path.Combine(outDir, "masks.json"), JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-            Console.WriteLine($"{perFrame.Count} frame(s), {state.ObjectCount} object(s); {trackMs / Math.Max(1, perFrame.Count):F0} ms/frame");
-            Console.WriteLine($"wrote masks/, {(writeOverlays ? "overlays/, " : "")}masks.json in {outDir}");
+            File.WriteAllText(outDir.File("masks.json"), CliJson.Serialize(json));
+            outDir.Commit();
+            Terminal.Out($"{perFrame.Count} frame(s), {state.ObjectCount} object(s); {trackMs / Math.Max(1, perFrame.Count):F0} ms/frame");
+            Terminal.Out($"wrote masks/, {(writeOverlays ? "overlays/, " : "")}masks.json in {Terminal.Safe(outDir.Display)}");
             return 0;
         }));
         return cmd;
@@ -128,7 +134,7 @@ internal static class TrackCommand
     }
 
     /// <summary>Writes the indexed mask PNG (and overlay) of a frame; returns its per-object RLE entries.</summary>
-    private static List<object> WriteFrame(string outDir, int f, IReadOnlyList<int> ids, Tensor masks, int h, int w, FrameSource? frames)
+    private static List<object> WriteFrame(OutputFolder outDir, int f, IReadOnlyList<int> ids, Tensor masks, int h, int w, FrameSource? frames)
     {
         var name = $"{f:D5}.png";
         var indexed = new byte[(long)h * w];
@@ -145,9 +151,9 @@ internal static class TrackCommand
             for (int i = 0; i < pixels.Length; i++) if (pixels[i]) indexed[i] = (byte)ids[o];
             entries.Add(new { id = ids[o], area = rle.Area(), rle = new { size = new[] { rle.Height, rle.Width }, counts = rle.ToCocoString() } });
         }
-        ImageIO.Write(Path.Combine(outDir, "masks", name), indexed, h, w, 1);
+        ImageIO.Write(outDir.File(Path.Combine("masks", name)), indexed, h, w, 1);
         if (frames is not null)
-            Overlay.Draw(frames.Get(f), binary).Save(Path.Combine(outDir, "overlays", name));
+            Overlay.Draw(frames.Get(f), binary).Save(outDir.File(Path.Combine("overlays", name)));
         return entries;
     }
 
@@ -157,35 +163,25 @@ internal static class TrackCommand
         foreach (var s in specs)
         {
             var parts = s.Split(':', 3, StringSplitOptions.TrimEntries);
-            if (parts.Length != 3 || !int.TryParse(parts[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out int id))
-                throw new ArgumentException($"--obj takes ID:point:x,y[,label] or ID:box:x0,y0,x1,y1, got '{s}'");
+            if (parts.Length != 3 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int id))
+                throw new UsageException($"--obj takes ID:point:x,y[,label] or ID:box:x0,y0,x1,y1, got '{Terminal.Safe(s)}'");
+            if (id is <= 0 or > 255) throw new UsageException($"--obj '{Terminal.Safe(s)}': object ids must be in 1..255 (they are the pixel values of the mask PNGs)");
             if (!byId.TryGetValue(id, out var entry)) entry = (new(), null);
             switch (parts[1].ToLowerInvariant())
             {
                 case "point":
-                    var v = ParseFloats(parts[2], -1, "--obj point");
-                    if (v.Length is not (2 or 3)) throw new ArgumentException($"a point takes x,y or x,y,label, got '{parts[2]}'");
-                    int label = v.Length == 3 ? (int)v[2] : 1;
-                    if (label is not (0 or 1)) throw new ArgumentException($"point label must be 0 or 1, got {label}");
-                    entry.pts.Add((v[0], v[1], label));
+                    entry.pts.Add(Common.ParsePoint($"--obj {id}:point", parts[2]));
                     break;
                 case "box":
-                    if (entry.box is not null) throw new ArgumentException($"object {id} has more than one box");
-                    entry.box = ParseFloats(parts[2], 4, "--obj box");
+                    if (entry.box is not null) throw new UsageException($"--obj: object {id} has more than one box");
+                    entry.box = Common.ParseBox($"--obj {id}:box", parts[2]);
                     break;
                 default:
-                    throw new ArgumentException($"--obj kind must be 'point' or 'box', got '{parts[1]}'");
+                    throw new UsageException($"--obj kind must be 'point' or 'box', got '{Terminal.Safe(parts[1])}'");
             }
             byId[id] = entry;
         }
         return byId.Select(kv => new ObjPrompt(kv.Key, kv.Value.pts.ToArray(), kv.Value.box)).ToList();
-    }
-
-    private static float[] ParseFloats(string s, int count, string what)
-    {
-        var parts = s.Split(',', StringSplitOptions.TrimEntries);
-        if (count > 0 && parts.Length != count) throw new ArgumentException($"{what} takes {count} comma-separated numbers, got '{s}'");
-        return parts.Select(p => float.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var f) ? f : throw new ArgumentException($"{what}: '{p}' is not a number")).ToArray();
     }
 
     /// <summary>Original frames for the overlays, in the order the predictor numbers them.</summary>

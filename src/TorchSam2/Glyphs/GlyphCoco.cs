@@ -10,7 +10,12 @@ public sealed record CocoImage(int Id, string FileName, int Width, int Height);
 /// <summary>One glyph instance: COCO fields plus the specimen attributes (font, char, size_px) and a score for predictions.</summary>
 public sealed record CocoGlyph(int Id, int ImageId, Rle Segmentation, float? Score = null, string? Font = null, string? Char = null, int? SizePx = null)
 {
-    public GlyphMask Mask() => GlyphMask.FromRle(Segmentation);
+    /// <summary>The mask in its tight box (decoded from the runs without a full-image array).</summary>
+    public GlyphMask Mask()
+    {
+        var (x, y, w, h, bits) = Segmentation.DecodeTight();
+        return new GlyphMask(x, y, w, h, bits);
+    }
 }
 
 /// <summary>
@@ -66,86 +71,144 @@ public sealed class GlyphCoco
         File.WriteAllText(path, ToJson().ToJsonString(WriteOptions));
     }
 
+    /// <summary>
+    /// Reads one of the three layouts. Hostile or careless files are refused with an <see cref="InvalidDataException"/>
+    /// naming the file and the entry: files above <see cref="Limits.MaxJsonBytes"/>, more annotations than
+    /// <see cref="Limits.MaxAnnotationsPerFile"/>, images or RLE sizes above <see cref="Limits.MaxImagePixels"/>, duplicate
+    /// image ids, RLE sizes that differ from their image's, RLE runs that do not cover the image exactly.
+    /// </summary>
     public static GlyphCoco Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"annotation file not found: {path}", path);
+        Limits.CheckJsonFile(path);
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path)); }
+        try { root = JsonNode.Parse(File.ReadAllBytes(path), documentOptions: new JsonDocumentOptions { MaxDepth = 64 }); }
         catch (JsonException e) { throw new InvalidDataException($"{path} is not valid JSON: {e.Message}", e); }
         try
         {
             return root switch
             {
-                JsonArray results => FromResults(results),
-                JsonObject o when o["glyphs"] is JsonArray => FromGlyphsOutput(o),
-                JsonObject o when o["annotations"] is JsonArray => FromDataset(o),
+                JsonArray results => FromResults(results, path),
+                JsonObject o when o["glyphs"] is JsonArray => FromGlyphsOutput(o, path),
+                JsonObject o when o["annotations"] is JsonArray => FromDataset(o, path),
                 _ => throw new InvalidDataException($"{path}: neither a COCO dataset, a COCO results list nor a torchsam2 glyphs output"),
             };
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException or KeyNotFoundException)
+        catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException or KeyNotFoundException
+                                       or OverflowException or ArgumentException or IndexOutOfRangeException or InvalidCastException or JsonException)
         {
-            throw new InvalidDataException($"{path}: malformed glyph annotations ({e.Message})", e);
+            // JsonObject refuses duplicate property names with an ArgumentException when first read.
+            string m = e is ArgumentException { ParamName: { } p } a ? a.Message.Replace($" (Parameter '{p}')", "") : e.Message;
+            if (e is ArgumentException && m.Contains("same key", StringComparison.Ordinal)) m = "a property appears twice in one object: " + m;
+            throw new InvalidDataException($"{path}: malformed glyph annotations ({m})", e);
         }
     }
 
-    private static GlyphCoco FromDataset(JsonObject o)
+    private static GlyphCoco FromDataset(JsonObject o, string path)
     {
         var c = new GlyphCoco();
         if (o["info"] is JsonObject info) c.Info = (JsonObject)info.DeepClone();
-        foreach (var im in o["images"]!.AsArray())
-            c.Images.Add(new CocoImage((int)im!["id"]!, (string?)im["file_name"] ?? "", (int)im["width"]!, (int)im["height"]!));
-        var sizes = c.Images.ToDictionary(i => i.Id);
-        foreach (var a in o["annotations"]!.AsArray()) c.Annotations.Add(ReadAnnotation(a!.AsObject(), sizes));
+        var images = o["images"] as JsonArray ?? throw new InvalidDataException($"{path}: 'images' must be a list");
+        var anns = o["annotations"]!.AsArray();
+        Limits.CheckAnnotationCount(anns.Count, path);
+        var sizes = new Dictionary<int, CocoImage>();
+        for (int k = 0; k < images.Count; k++)
+        {
+            var im = images[k] as JsonObject ?? throw new InvalidDataException($"{path}: images[{k}] is not an object");
+            string where = $"{path}: images[{k}]";
+            var image = new CocoImage(Int(im, "id", where), Str(im, "file_name", where) ?? "", Int(im, "width", where), Int(im, "height", where));
+            Limits.CheckImageSize(image.Width, image.Height, $"{where} ('{image.FileName}')");
+            if (!sizes.TryAdd(image.Id, image))
+                throw new InvalidDataException($"{where}: image id {image.Id} appears more than once");
+            c.Images.Add(image);
+        }
+        for (int k = 0; k < anns.Count; k++)
+            c.Annotations.Add(ReadAnnotation(anns[k] as JsonObject ?? throw new InvalidDataException($"{path}: annotations[{k}] is not an object"),
+                                             sizes, $"{path}: annotations[{k}]"));
         return c;
     }
 
-    private static GlyphCoco FromResults(JsonArray results)
+    private static GlyphCoco FromResults(JsonArray results, string path)
     {
+        Limits.CheckAnnotationCount(results.Count, path);
         var c = new GlyphCoco();
         int id = 1;
-        foreach (var r in results)
+        for (int k = 0; k < results.Count; k++)
         {
-            var a = ReadAnnotation(r!.AsObject(), null);
+            var r = results[k] as JsonObject ?? throw new InvalidDataException($"{path}: [{k}] is not an object");
+            var a = ReadAnnotation(r, null, $"{path}: [{k}]");
             c.Annotations.Add(a with { Id = r["id"] is null ? id : a.Id });
             id++;
         }
         return c;
     }
 
-    private static GlyphCoco FromGlyphsOutput(JsonObject o)
+    private static GlyphCoco FromGlyphsOutput(JsonObject o, string path)
     {
         var c = new GlyphCoco();
-        int h = (int)o["height"]!, w = (int)o["width"]!;
-        c.Images.Add(new CocoImage(1, (string?)o["file_name"] ?? "", w, h));
+        int h = Int(o, "height", path), w = Int(o, "width", path);
+        Limits.CheckImageSize(w, h, $"{path}: the image");
+        var image = new CocoImage(1, Str(o, "file_name", path) ?? "", w, h);
+        c.Images.Add(image);
+        var glyphs = o["glyphs"]!.AsArray();
+        Limits.CheckAnnotationCount(glyphs.Count, path);
+        var sizes = new Dictionary<int, CocoImage> { [1] = image };
         int id = 1;
-        foreach (var g in o["glyphs"]!.AsArray())
+        for (int k = 0; k < glyphs.Count; k++)
         {
-            var a = ReadAnnotation(g!.AsObject(), null, imageIdOverride: 1);
+            var g = glyphs[k] as JsonObject ?? throw new InvalidDataException($"{path}: glyphs[{k}] is not an object");
+            var a = ReadAnnotation(g, sizes, $"{path}: glyphs[{k}]", imageIdOverride: 1);
             c.Annotations.Add(a with { Id = g["id"] is null ? id : a.Id });
             id++;
         }
         return c;
     }
 
-    private static CocoGlyph ReadAnnotation(JsonObject a, Dictionary<int, CocoImage>? images, int? imageIdOverride = null)
+    private static CocoGlyph ReadAnnotation(JsonObject a, Dictionary<int, CocoImage>? images, string where, int? imageIdOverride = null)
     {
-        int imageId = imageIdOverride ?? (int)a["image_id"]!;
-        var seg = a["segmentation"] as JsonObject ?? throw new InvalidDataException("annotation without an RLE segmentation (polygons are not supported)");
-        var size = seg["size"]!.AsArray();
-        int h = (int)size[0]!, w = (int)size[1]!;
+        int imageId = imageIdOverride ?? Int(a, "image_id", where);
+        var seg = a["segmentation"] as JsonObject ?? throw new InvalidDataException($"{where}: no RLE segmentation (polygons are not supported)");
+        var size = seg["size"] as JsonArray;
+        if (size is null || size.Count != 2) throw new InvalidDataException($"{where}: segmentation 'size' must be [height, width]");
+        int h = IntValue(size[0], $"{where}: segmentation size"), w = IntValue(size[1], $"{where}: segmentation size");
+        Limits.CheckImageSize(w, h, $"{where}: RLE size");
         if (images is not null && images.TryGetValue(imageId, out var im) && (im.Height != h || im.Width != w))
-            throw new InvalidDataException($"annotation {a["id"]}: RLE size {w}x{h} differs from image {imageId} ({im.Width}x{im.Height})");
+            throw new InvalidDataException($"{where}: RLE size {w}x{h} differs from image {imageId} ({im.Width}x{im.Height})");
         Rle rle = seg["counts"] switch
         {
-            JsonArray arr => new Rle(h, w, arr.Select(v => (int)v!).ToArray()),
-            JsonValue v => Rle.FromCocoString((string)v!, h, w),
-            _ => throw new InvalidDataException("RLE without counts"),
+            JsonArray arr => new Rle(h, w, arr.Select(v => IntValue(v, $"{where}: RLE counts")).ToArray()),
+            JsonValue v when v.GetValueKind() == JsonValueKind.String => Rle.FromCocoString((string)v!, h, w),
+            _ => throw new InvalidDataException($"{where}: RLE without counts"),
         };
-        long covered = rle.Counts.Sum(x => (long)x);
-        if (covered != (long)h * w) throw new InvalidDataException($"annotation {a["id"]}: RLE covers {covered} pixels, expected {h * w}");
+        rle.Validate(where);
         var attrs = a["attributes"] as JsonObject;
-        return new CocoGlyph(a["id"] is { } idNode ? (int)idNode : 0, imageId, rle,
-                             a["score"] is { } s ? (float)s : null,
-                             (string?)attrs?["font"], (string?)attrs?["char"], attrs?["size_px"] is { } sp ? (int)sp : null);
+        float? score = null;
+        if (a["score"] is { } s)
+        {
+            if (s.GetValueKind() != JsonValueKind.Number) throw new InvalidDataException($"{where}: 'score' must be a number");
+            score = (float)s.GetValue<double>();
+        }
+        return new CocoGlyph(a["id"] is not null ? Int(a, "id", where) : 0, imageId, rle, score,
+                             attrs is null ? null : Str(attrs, "font", where), attrs is null ? null : Str(attrs, "char", where),
+                             attrs?["size_px"] is not null ? Int(attrs, "size_px", where) : null);
     }
+
+    private static int Int(JsonObject o, string key, string where) =>
+        o[key] is { } n ? IntValue(n, $"{where}: '{key}'") : throw new InvalidDataException($"{where}: '{key}' is missing");
+
+    private static int IntValue(JsonNode? n, string what)
+    {
+        if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out double d) && d == Math.Floor(d) && d >= int.MinValue && d <= int.MaxValue)
+            return (int)d;
+        string shown = n is null ? "null" : n.ToJsonString();
+        if (shown.Length > 40) shown = shown[..40] + "…";
+        throw new InvalidDataException($"{what} must be a whole number, got {shown}");
+    }
+
+    private static string? Str(JsonObject o, string key, string where) => o[key] switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => (string)v!,
+        _ => throw new InvalidDataException($"{where}: '{key}' must be a string"),
+    };
 }

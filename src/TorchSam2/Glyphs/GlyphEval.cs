@@ -1,3 +1,5 @@
+using TorchSam2.Utils;
+
 namespace TorchSam2.Glyphs;
 
 /// <summary>
@@ -20,6 +22,7 @@ public static class GlyphEval
     /// <summary>Evaluates one image (masks in image coordinates).</summary>
     public static GlyphEvalResult Evaluate(int height, int width, IReadOnlyList<GlyphMask> gt, IReadOnlyList<GlyphMask> pred, int boundaryTolerance = 2)
     {
+        CheckTolerance(boundaryTolerance);
         var acc = new Accumulator(boundaryTolerance);
         acc.Add(height, width, gt, pred);
         return acc.Result();
@@ -29,10 +32,13 @@ public static class GlyphEval
     /// Evaluates predictions against a COCO ground truth. Images are matched by file name (or by id when the
     /// prediction file has no images, as a COCO results list); a single-image prediction against a
     /// single-image GT is matched regardless of names. Only GT images with a matching prediction image are
-    /// scored, except for results lists, where every GT image is.
+    /// scored, except for results lists, where every GT image is. Masks are compared on their run-length
+    /// encodings, so memory is the image's (two foreground maps and one distance map), whatever the number of
+    /// annotations.
     /// </summary>
     public static GlyphEvalResult Evaluate(GlyphCoco gt, GlyphCoco pred, int boundaryTolerance = 2)
     {
+        CheckTolerance(boundaryTolerance);
         var acc = new Accumulator(boundaryTolerance);
         var pairs = new List<(CocoImage gtImage, int predImageId)>();
         if (pred.Images.Count == 0)
@@ -50,12 +56,19 @@ public static class GlyphEval
         var predBy = pred.Annotations.ToLookup(a => a.ImageId);
         foreach (var (g, pid) in pairs)
         {
-            foreach (var a in predBy[pid])
-                if (a.Segmentation.Height != g.Height || a.Segmentation.Width != g.Width)
-                    throw new InvalidDataException($"prediction {a.Id} is {a.Segmentation.Width}x{a.Segmentation.Height}, GT image '{g.FileName}' is {g.Width}x{g.Height}");
-            acc.Add(g.Height, g.Width, gtBy[g.Id].Select(a => a.Mask()).ToList(), predBy[pid].Select(a => a.Mask()).ToList());
+            foreach (var (anns, kind) in new[] { (predBy[pid], "prediction"), (gtBy[g.Id], "ground-truth annotation") })
+                foreach (var a in anns)
+                    if (a.Segmentation.Height != g.Height || a.Segmentation.Width != g.Width)
+                        throw new InvalidDataException($"{kind} {a.Id} is {a.Segmentation.Width}x{a.Segmentation.Height}, GT image '{g.FileName}' is {g.Width}x{g.Height}");
+            acc.Add(g.Height, g.Width, gtBy[g.Id].Select(a => a.Segmentation).ToList(), predBy[pid].Select(a => a.Segmentation).ToList());
         }
         return acc.Result();
+    }
+
+    private static void CheckTolerance(int tol)
+    {
+        if (tol < 0 || tol > Limits.MaxBoundaryTolerance)
+            throw new ArgumentOutOfRangeException(nameof(tol), tol, $"the boundary tolerance must be 0..{Limits.MaxBoundaryTolerance} pixels, got {tol}");
     }
 
     /// <summary>Foreground pixels with a 4-neighbour outside the mask (the image border counts as outside).</summary>
@@ -72,29 +85,70 @@ public static class GlyphEval
         return b;
     }
 
-    // Pixels of a within Euclidean distance ≤ tol of some pixel of b.
-    private static long Matched(bool[] a, bool[] b, int h, int w, int tol)
+    /// <summary>
+    /// Pixels of <paramref name="a"/> within Euclidean distance ≤ <paramref name="tol"/> of some pixel of
+    /// <paramref name="b"/> (row-major h×w). An exact distance transform of b (Meijster et al.: a column pass, then the
+    /// lower envelope of parabolas along each row) makes this O(h·w) for any tolerance.
+    /// </summary>
+    public static long Matched(bool[] a, bool[] b, int h, int w, int tol)
     {
-        var offsets = new List<(int dx, int dy)>();
-        for (int dy = -tol; dy <= tol; dy++)
-            for (int dx = -tol; dx <= tol; dx++)
-                if (dx * dx + dy * dy <= tol * tol) offsets.Add((dx, dy));
-        long n = 0;
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
+        if (tol < 0) return 0;
+        long n = (long)h * w;
+        if (Array.IndexOf(b, true) < 0) return 0;
+        // g: vertical distance to the nearest b pixel in the same column; inf (h + w) where the column has none
+        int inf = h + w;
+        var g = new int[n];
+        for (int x = 0; x < w; x++)
+        {
+            g[x] = b[x] ? 0 : inf;
+            for (int y = 1; y < h; y++)
             {
-                if (!a[y * w + x]) continue;
-                foreach (var (dx, dy) in offsets)
+                long i = (long)y * w + x;
+                g[i] = b[i] ? 0 : Math.Min(inf, g[i - w] + 1);
+            }
+            for (int y = h - 2; y >= 0; y--)
+            {
+                long i = (long)y * w + x;
+                if (g[i + w] + 1 < g[i]) g[i] = g[i + w] + 1;
+            }
+        }
+        long tol2 = (long)tol * tol, matched = 0;
+        var s = new int[w];
+        var t = new int[w];
+        for (int y = 0; y < h; y++)
+        {
+            long row = (long)y * w;
+            long F(int x, int i) => (long)(x - i) * (x - i) + (long)g[row + i] * g[row + i];
+            long Sep(int i, int u) => ((long)u * u - (long)i * i + (long)g[row + u] * g[row + u] - (long)g[row + i] * g[row + i]) / (2L * (u - i));
+            int q = 0;
+            s[0] = 0;
+            t[0] = 0;
+            for (int u = 1; u < w; u++)
+            {
+                while (q >= 0 && F(t[q], s[q]) > F(t[q], u)) q--;
+                if (q < 0)
                 {
-                    int u = x + dx, v = y + dy;
-                    if (u >= 0 && v >= 0 && u < w && v < h && b[v * w + u])
+                    q = 0;
+                    s[0] = u;
+                }
+                else
+                {
+                    long wv = 1 + Sep(s[q], u);
+                    if (wv < w)
                     {
-                        n++;
-                        break;
+                        q++;
+                        s[q] = u;
+                        t[q] = (int)wv;
                     }
                 }
             }
-        return n;
+            for (int u = w - 1; u >= 0; u--)
+            {
+                if (a[row + u] && F(u, s[q]) <= tol2) matched++;
+                if (u == t[q]) q--;
+            }
+        }
+        return matched;
     }
 
     private sealed class Accumulator(int tol)
@@ -105,14 +159,65 @@ public static class GlyphEval
 
         public void Add(int h, int w, IReadOnlyList<GlyphMask> gt, IReadOnlyList<GlyphMask> pred)
         {
-            _images++;
-            _gtCount += gt.Count;
-            _predCount += pred.Count;
-            var fgGt = new bool[h * w];
-            var fgPred = new bool[h * w];
+            var fgGt = new bool[(long)h * w];
+            var fgPred = new bool[(long)h * w];
             foreach (var g in gt) Paint(fgGt, g, h, w);
             foreach (var p in pred) Paint(fgPred, p, h, w);
-            for (int i = 0; i < fgGt.Length; i++)
+            AddPixels(fgGt, fgPred, h, w);
+            _gtCount += gt.Count;
+            _predCount += pred.Count;
+            foreach (var g in gt)
+            {
+                double best = 0;
+                foreach (var p in pred)
+                {
+                    if (p.X >= g.X + g.Width || g.X >= p.X + p.Width || p.Y >= g.Y + g.Height || g.Y >= p.Y + p.Height) continue;
+                    best = Math.Max(best, GlyphMask.IoU(g, p));
+                }
+                AddGlyph(best);
+            }
+        }
+
+        /// <summary>The same on run-length encodings (column-major, all of the image's size).</summary>
+        public void Add(int h, int w, IReadOnlyList<Rle> gt, IReadOnlyList<Rle> pred)
+        {
+            // Column-major maps are the transposed image: boundaries and Euclidean distances do not change.
+            var fgGt = new bool[(long)h * w];
+            var fgPred = new bool[(long)h * w];
+            foreach (var g in gt) Paint(fgGt, g);
+            foreach (var p in pred) Paint(fgPred, p);
+            AddPixels(fgGt, fgPred, w, h);
+            _gtCount += gt.Count;
+            _predCount += pred.Count;
+            var predBoxes = pred.Select(p => p.BoundingBox()).ToArray();
+            var predAreas = pred.Select(p => p.Area()).ToArray();
+            foreach (var g in gt)
+            {
+                var (gx, gy, gw, gh) = g.BoundingBox();
+                long gArea = g.Area();
+                double best = 0;
+                for (int k = 0; k < pred.Count; k++)
+                {
+                    var (px, py, pw, ph) = predBoxes[k];
+                    if (gw == 0 || pw == 0 || px >= gx + gw || gx >= px + pw || py >= gy + gh || gy >= py + ph) continue;
+                    long inter = Rle.IntersectionArea(g, pred[k]);
+                    long union = gArea + predAreas[k] - inter;
+                    if (union > 0) best = Math.Max(best, (double)inter / union);
+                }
+                AddGlyph(best);
+            }
+        }
+
+        private void AddGlyph(double bestIoU)
+        {
+            _iouSum += bestIoU;
+            if (bestIoU >= 0.5) _hits++;
+        }
+
+        private void AddPixels(bool[] fgGt, bool[] fgPred, int h, int w)
+        {
+            _images++;
+            for (long i = 0; i < fgGt.LongLength; i++)
             {
                 if (fgGt[i] && fgPred[i]) _inter++;
                 if (fgGt[i] || fgPred[i]) _union++;
@@ -123,17 +228,16 @@ public static class GlyphEval
             _bPred += bp.LongCount(v => v);
             _bPredHit += Matched(bp, bg, h, w, tol);
             _bGtHit += Matched(bg, bp, h, w, tol);
+        }
 
-            foreach (var g in gt)
+        private static void Paint(bool[] colMajor, Rle r)
+        {
+            long idx = 0;
+            for (int i = 0; i < r.Counts.Length; i++)
             {
-                double best = 0;
-                foreach (var p in pred)
-                {
-                    if (p.X >= g.X + g.Width || g.X >= p.X + p.Width || p.Y >= g.Y + g.Height || g.Y >= p.Y + p.Height) continue;
-                    best = Math.Max(best, GlyphMask.IoU(g, p));
-                }
-                _iouSum += best;
-                if (best >= 0.5) _hits++;
+                int c = r.Counts[i];
+                if ((i & 1) == 1 && c > 0) colMajor.AsSpan().Slice((int)idx, c).Fill(true);
+                idx += c;
             }
         }
 

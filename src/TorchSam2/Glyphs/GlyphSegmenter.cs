@@ -47,6 +47,12 @@ public sealed record GlyphSegmenterOptions
     public int MaxBoxesPerBatch { get; init; } = 64;
     /// <summary>Candidates with less ink than this are noise.</summary>
     public int MinGlyphArea { get; init; } = 3;
+    /// <summary>
+    /// Most glyph candidates on one sheet (<see cref="Limits.MaxGlyphCandidates"/>, 20,000 by default); a sheet with
+    /// more, or with more than four times as many separate ink components, is refused before any work is done (a sheet
+    /// of 65k specks would otherwise run for hours).
+    /// </summary>
+    public int MaxCandidates { get; init; } = Limits.MaxGlyphCandidates;
 }
 
 /// <summary>
@@ -68,7 +74,9 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         var o = Options;
         var ink = FindInk(sheet);
         var (labels, comps) = Components(ink);
+        CheckComponentCount(comps.Count, o.MaxCandidates);
         var cands = GroupCandidates(comps, o.MinGlyphArea);
+        CheckCandidateCount(cands.Count, o.MaxCandidates);
         int h = sheet.Height, w = sheet.Width;
         var owner = new int[comps.Count + 1];
         Array.Fill(owner, -1);
@@ -334,11 +342,31 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         return (labels, boxes.Select((b, i) => new Component(i + 1, b.x0, b.y0, b.x1, b.y1, b.n)).ToList());
     }
 
-    /// <summary>Candidates of a sheet (ink, components, grouping).</summary>
-    public static List<GlyphCandidate> FindCandidates(RgbImage sheet, int minGlyphArea = 3)
+    /// <summary>Candidates of a sheet (ink, components, grouping), refused past <paramref name="maxCandidates"/> (default <see cref="Limits.MaxGlyphCandidates"/>).</summary>
+    public static List<GlyphCandidate> FindCandidates(RgbImage sheet, int minGlyphArea = 3, int? maxCandidates = null)
     {
+        int max = maxCandidates ?? Limits.MaxGlyphCandidates;
         var (_, comps) = Components(FindInk(sheet));
-        return GroupCandidates(comps, minGlyphArea);
+        CheckComponentCount(comps.Count, max);
+        var cands = GroupCandidates(comps, minGlyphArea);
+        CheckCandidateCount(cands.Count, max);
+        return cands;
+    }
+
+    // Grouping looks at the neighbours of every component: with tens of thousands of specks it is the slow part.
+    private static void CheckComponentCount(int count, int maxCandidates)
+    {
+        long max = 4L * maxCandidates;
+        if (count > max)
+            throw new LimitExceededException($"the sheet has {count:N0} separate ink components, above the limit of {max:N0} (4 × {maxCandidates:N0} glyphs): " +
+                                             "is it a specimen sheet? (raise the glyph limit with --max-glyphs or TORCHSAM2_MAX_GLYPHS)");
+    }
+
+    private static void CheckCandidateCount(int count, int max)
+    {
+        if (count > max)
+            throw new LimitExceededException($"the sheet has {count:N0} glyph candidates, above the limit of {max:N0} " +
+                                             "(raise it with --max-glyphs or TORCHSAM2_MAX_GLYPHS; specks below --min-glyph-area are not counted)");
     }
 
     /// <summary>

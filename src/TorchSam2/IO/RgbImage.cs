@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using OpenCvSharp;
+using TorchSam2.Utils;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,7 +22,7 @@ public sealed class RgbImage
         Width = width;
     }
 
-    /// <summary>Reads PNG, JPEG, BMP, TIFF, WebP, ... through OpenCV.</summary>
+    /// <summary>Reads PNG, JPEG, BMP, TIFF, WebP, ... through OpenCV (images above <see cref="Limits.MaxImagePixels"/> are refused unread).</summary>
     public static RgbImage Load(string path) => ImageIO.Read(path);
 
     public void Save(string path) => ImageIO.Write(path, Pixels, Height, Width, 3);
@@ -50,8 +52,10 @@ public static class ImageIO
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"image not found: {path}", path);
+        CheckHeader(path);
         try
         {
+            OpenCvInterop.LimitDecoderSize();
             // IMREAD_UNCHANGED: keeps 16-bit depth for an exact 1/257 scale and leaves EXIF orientation alone.
             using var img = Cv2.ImRead(path, ImreadModes.Unchanged);
             if (img.Empty()) throw new InvalidDataException($"cannot read image '{path}' (unreadable or not an image)");
@@ -71,8 +75,17 @@ public static class ImageIO
     public static RgbImage Decode(ReadOnlySpan<byte> encoded)
     {
         if (encoded.IsEmpty) throw new InvalidDataException("cannot decode image bytes: the buffer is empty");
+        unsafe
+        {
+            fixed (byte* p = encoded)
+            {
+                using var ms = new UnmanagedMemoryStream(p, encoded.Length);
+                if (ImageHeader.TryReadSize(ms) is (long w, long h)) Limits.CheckImageSize(w, h, "the encoded image");
+            }
+        }
         try
         {
+            OpenCvInterop.LimitDecoderSize();
             using var img = Cv2.ImDecode(encoded, ImreadModes.Unchanged);
             if (img.Empty()) throw new InvalidDataException("cannot decode image bytes");
             return ToRgb(img, "decoded image");
@@ -85,6 +98,18 @@ public static class ImageIO
         {
             throw OpenCvInterop.Missing(e);
         }
+    }
+
+    /// <summary>
+    /// Refuses a file whose header declares more than <see cref="Limits.MaxImagePixels"/> before anything is decoded
+    /// (formats whose header is not parsed here are held to the same limit inside OpenCV's decoder).
+    /// </summary>
+    public static void CheckHeader(string path)
+    {
+        (long w, long h)? size;
+        try { size = ImageHeader.TryReadSize(path); }
+        catch (IOException) { size = null; }
+        if (size is (long w, long h)) Limits.CheckImageSize(w, h, $"image '{path}'");
     }
 
     /// <summary>Writes 1 (gray), 3 (RGB) or 4 (RGBA) channel pixels; the extension picks the format.</summary>
@@ -129,6 +154,7 @@ public static class ImageIO
     /// <summary>Any decoded image (gray, BGR, BGRA; 8/16-bit or other depth) as packed 8-bit RGB, like the old shim's export_rgb.</summary>
     private static RgbImage ToRgb(Mat img, string what)
     {
+        Limits.CheckImageSize(img.Cols, img.Rows, what);
         int ch = img.Channels();
         if (ch != 1 && ch != 3 && ch != 4)
             throw new InvalidDataException($"cannot read {what}: {ch} channels are not supported (expected gray, BGR or BGRA)");
@@ -181,6 +207,30 @@ internal static class OpenCvInterop
     }
 
     public static bool IsOpenCvError(Exception e) => e is OpenCVException or OpenCvSharpException;
+
+    private static int _limited;
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    private static extern int SetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
+
+    /// <summary>
+    /// A second line of defence for formats whose header <see cref="ImageHeader"/> does not parse: OpenCV refuses
+    /// images above OPENCV_IO_MAX_IMAGE_PIXELS (read from the native environment once, at its first decode), so it
+    /// is set to <see cref="Limits.MaxImagePixels"/> unless the user set it.
+    /// </summary>
+    public static void LimitDecoderSize()
+    {
+        if (Interlocked.Exchange(ref _limited, 1) == 1) return;
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
+        try
+        {
+            SetEnv("OPENCV_IO_MAX_IMAGE_PIXELS", Limits.MaxImagePixels.ToString(System.Globalization.CultureInfo.InvariantCulture), 0);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or ArgumentException)
+        {
+            // the header check still applies
+        }
+    }
 
     /// <summary>OpenCvSharp's native library (libOpenCvSharpExtern) or one of its dependencies could not be loaded.</summary>
     public static bool IsMissingNative(Exception e) =>

@@ -43,11 +43,13 @@ public sealed class VideoReader : IDisposable
         VideoCapture? cap = null;
         try
         {
+            OpenCvInterop.LimitDecoderSize();
             cap = new VideoCapture(path);
             if (!cap.IsOpened()) throw new InvalidDataException($"cannot open video '{path}'");
             int h = (int)cap.Get(VideoCaptureProperties.FrameHeight);
             int w = (int)cap.Get(VideoCaptureProperties.FrameWidth);
             if (h <= 0 || w <= 0) throw new InvalidDataException($"video '{path}' has no decodable frames (size {w}x{h})");
+            TorchSam2.Utils.Limits.CheckImageSize(w, h, $"a frame of video '{path}'");
             long n = (long)cap.Get(VideoCaptureProperties.FrameCount);
             double fps = cap.Get(VideoCaptureProperties.Fps);
             var reader = new VideoReader(path, cap, h, w, n, fps);

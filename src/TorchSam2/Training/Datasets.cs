@@ -42,6 +42,7 @@ public sealed class CocoSegmentationDataset : ISegmentationDataset
 
     public CocoSegmentationDataset(string jsonPath, string? imageRoot = null, bool cache = true, bool skipCrowd = false)
     {
+        Limits.CheckJsonFile(jsonPath);
         _doc = JsonDocument.Parse(File.ReadAllBytes(jsonPath));
         imageRoot ??= Path.GetDirectoryName(Path.GetFullPath(jsonPath))!;
         var root = _doc.RootElement;
@@ -50,12 +51,16 @@ public sealed class CocoSegmentationDataset : ISegmentationDataset
         foreach (var img in root.GetProperty("images").EnumerateArray())
         {
             long id = img.GetProperty("id").GetInt64();
-            images[id] = (img.GetProperty("file_name").GetString()!, img.TryGetProperty("height", out var h) ? h.GetInt32() : 0,
-                          img.TryGetProperty("width", out var w) ? w.GetInt32() : 0);
+            var entry = (img.GetProperty("file_name").GetString()!, img.TryGetProperty("height", out var h) ? h.GetInt32() : 0,
+                         img.TryGetProperty("width", out var w) ? w.GetInt32() : 0);
+            if (entry.Item2 != 0 || entry.Item3 != 0) Limits.CheckImageSize(entry.Item3, entry.Item2, $"{jsonPath}: image {id} ('{entry.Item1}')");
+            if (!images.TryAdd(id, entry)) throw new InvalidDataException($"{jsonPath}: image id {id} appears more than once");
             order.Add(id);
         }
         var anns = new Dictionary<long, List<JsonElement>>();
         if (root.TryGetProperty("annotations", out var annArr))
+            Limits.CheckAnnotationCount(annArr.GetArrayLength(), jsonPath);
+        if (root.TryGetProperty("annotations", out annArr))
             foreach (var a in annArr.EnumerateArray())
             {
                 if (skipCrowd && a.TryGetProperty("iscrowd", out var c) && c.ValueKind == JsonValueKind.Number && c.GetInt32() == 1) continue;
@@ -80,7 +85,11 @@ public sealed class CocoSegmentationDataset : ISegmentationDataset
     {
         if (_useCache && _cache[index] is { } hit) return hit;
         var e = _entries[index];
+        if (e.Segmentations.Count > Limits.MaxInstancesPerImage)
+            throw new LimitExceededException($"'{e.Path}' has {e.Segmentations.Count:N0} annotations, above the limit of {Limits.MaxInstancesPerImage:N0} instances per image (set TORCHSAM2_MAX_INSTANCES to raise it)");
         var img = RgbImage.Load(e.Path);
+        if ((e.Height != 0 || e.Width != 0) && (e.Height != img.Height || e.Width != img.Width))
+            throw new InvalidDataException($"'{e.Path}' is {img.Width}x{img.Height} but its annotations say {e.Width}x{e.Height}");
         var masks = e.Segmentations.Select(s => DecodeSegmentation(s, img.Height, img.Width)).ToList();
         var sample = new SegmentationSample(img, masks, Path.GetFileName(e.Path));
         if (_useCache) _cache[index] = sample;
@@ -191,7 +200,10 @@ public sealed class MaskFolderDataset : ISegmentationDataset
         var ids = RgbImage.Load(maskPath);
         if (ids.Height != img.Height || ids.Width != img.Width)
             throw new InvalidDataException($"{maskPath} is {ids.Height}×{ids.Width} but the image is {img.Height}×{img.Width}");
-        var sample = new SegmentationSample(img, MasksFromIds(ids), Path.GetFileName(imgPath));
+        List<bool[]> masks;
+        try { masks = MasksFromIds(ids); }
+        catch (LimitExceededException e) { throw new LimitExceededException($"{maskPath}: {e.Message}"); }
+        var sample = new SegmentationSample(img, masks, Path.GetFileName(imgPath));
         if (_useCache) _cache[index] = sample;
         return sample;
     }
@@ -209,6 +221,8 @@ public sealed class MaskFolderDataset : ISegmentationDataset
             keys[i] = k;
             if (k != 0) distinct.Add(k);
         }
+        if (distinct.Count > Limits.MaxInstancesPerImage)
+            throw new LimitExceededException($"a mask image has {distinct.Count:N0} distinct colours (instances), above the limit of {Limits.MaxInstancesPerImage:N0} (set TORCHSAM2_MAX_INSTANCES to raise it)");
         var masks = new List<bool[]>();
         foreach (var k in distinct)
         {
@@ -241,6 +255,21 @@ public sealed record AugmentationOptions
     {
         HorizontalFlipProb = 0, AffineProb = 0, Brightness = 0, Contrast = 0, Saturation = 0, GrayscaleProb = 0,
     };
+
+    /// <summary>Probabilities in [0, 1]; scales positive with min ≤ max; jitter and translation finite and non-negative.</summary>
+    public void Validate()
+    {
+        OptionChecks.Probability(nameof(HorizontalFlipProb), HorizontalFlipProb);
+        OptionChecks.Probability(nameof(AffineProb), AffineProb);
+        OptionChecks.Real(nameof(ScaleMin), ScaleMin, 1e-3, 1e3);
+        OptionChecks.Real(nameof(ScaleMax), ScaleMax, ScaleMin, 1e3);
+        OptionChecks.Real(nameof(Translate), Translate, 0, 1);
+        OptionChecks.Real(nameof(Degrees), Degrees, 0, 180);
+        OptionChecks.Real(nameof(Brightness), Brightness, 0, 1);
+        OptionChecks.Real(nameof(Contrast), Contrast, 0, 1);
+        OptionChecks.Real(nameof(Saturation), Saturation, 0, 1);
+        OptionChecks.Probability(nameof(GrayscaleProb), GrayscaleProb);
+    }
 }
 
 /// <summary>A sample ready for the model: normalized CHW pixels at S×S and its instance masks at S×S.</summary>

@@ -23,6 +23,18 @@ public sealed record PromptSimulationOptions
     public string Method { get; init; } = "uniform";
     public double BoxNoise { get; init; } = 0.1;
     public double BoxNoiseBound { get; init; } = 20;
+
+    /// <summary>Probabilities in [0, 1], 0..<see cref="Utils.Limits.MaxCorrectionClicks"/> correction clicks, finite box noise, a known method.</summary>
+    public void Validate()
+    {
+        OptionChecks.Probability(nameof(ProbToUsePtInput), ProbToUsePtInput);
+        OptionChecks.Probability(nameof(ProbToUseBoxInput), ProbToUseBoxInput);
+        OptionChecks.Count(nameof(NumCorrectionPtPerFrame), NumCorrectionPtPerFrame, 0, Utils.Limits.MaxCorrectionClicks);
+        OptionChecks.Probability(nameof(ProbToSampleFromGt), ProbToSampleFromGt);
+        OptionChecks.Method(nameof(Method), Method);
+        OptionChecks.Real(nameof(BoxNoise), BoxNoise, 0, 100);
+        OptionChecks.Real(nameof(BoxNoiseBound), BoxNoiseBound, 0, 1e6);
+    }
 }
 
 /// <summary>

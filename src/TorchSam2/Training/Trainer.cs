@@ -47,6 +47,50 @@ public sealed record TrainerOptions
     /// <summary>Save a resumable checkpoint every N optimizer steps as well as at each epoch end (0 = epochs only).</summary>
     public int CheckpointEverySteps { get; init; } = 0;
     public MultiStepMultiMasksAndIous Loss { get; init; } = new();
+
+    /// <summary>
+    /// Checks every number: counts at least 1 (or 0 where 0 means "off"), rates and factors finite and in range.
+    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the option and its value.
+    /// </summary>
+    public void Validate()
+    {
+        OptionChecks.Count(nameof(Epochs), Epochs, 1, 1_000_000);
+        OptionChecks.Count(nameof(BatchSize), BatchSize, 1, 4096);
+        OptionChecks.Count(nameof(Accumulate), Accumulate, 1, 1_000_000);
+        OptionChecks.Real(nameof(Lr), Lr, 0, 10);
+        OptionChecks.Real(nameof(VisionLrScale), VisionLrScale, 0, 1000);
+        OptionChecks.Real(nameof(MinLrRatio), MinLrRatio, 0, 1);
+        OptionChecks.Count(nameof(WarmupSteps), WarmupSteps, 0, int.MaxValue);
+        OptionChecks.Real(nameof(WeightDecay), WeightDecay, 0, 1000);
+        OptionChecks.Real(nameof(LayerDecay), LayerDecay, 1e-6, 1);
+        OptionChecks.Real(nameof(GradClip), GradClip, 0, 1e12);
+        OptionChecks.Count(nameof(MaxObjectsPerImage), MaxObjectsPerImage, 1, 1024);
+        OptionChecks.Count(nameof(ValMaxImages), ValMaxImages, 0, int.MaxValue);
+        OptionChecks.Count(nameof(CheckpointEverySteps), CheckpointEverySteps, 0, int.MaxValue);
+        Prompts.Validate();
+        Augment.Validate();
+    }
+}
+
+/// <summary>Range checks of training options, with messages naming the option and the value.</summary>
+internal static class OptionChecks
+{
+    public static void Count(string name, long v, long lo, long hi)
+    {
+        if (v < lo || v > hi) throw new ArgumentOutOfRangeException(name, v, $"{name} must be in {lo}..{hi}, got {v}");
+    }
+
+    public static void Real(string name, double v, double lo, double hi)
+    {
+        if (!double.IsFinite(v) || v < lo || v > hi) throw new ArgumentOutOfRangeException(name, v, $"{name} must be a number in [{lo}, {hi}], got {v}");
+    }
+
+    public static void Probability(string name, double v) => Real(name, v, 0, 1);
+
+    public static void Method(string name, string v)
+    {
+        if (v is not ("uniform" or "center")) throw new ArgumentOutOfRangeException(name, v, $"{name} must be \"uniform\" or \"center\", got \"{v}\"");
+    }
 }
 
 /// <summary>What one optimizer step did.</summary>
@@ -84,8 +128,9 @@ public sealed class Sam2Trainer : IDisposable
 
     public Sam2Trainer(SAM2Base model, ISegmentationDataset train, ISegmentationDataset? val, TrainerOptions options)
     {
+        ArgumentNullException.ThrowIfNull(options);
         if (train.Count == 0) throw new ArgumentException("the training set is empty");
-        if (options.BatchSize < 1 || options.Accumulate < 1 || options.Epochs < 1) throw new ArgumentException("batch size, accumulate and epochs must be ≥ 1");
+        options.Validate();
         _model = model;
         _train = train;
         _val = val;

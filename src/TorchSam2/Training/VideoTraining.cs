@@ -52,7 +52,7 @@ public sealed class VideoFolderDataset : IVideoClipDataset
 
     public VideoFolderDataset(string root, int numFrames = 8, double reverseTimeProb = 0.0)
     {
-        if (numFrames < 1) throw new ArgumentException("numFrames must be ≥ 1");
+        if (numFrames < 1 || numFrames > 1024) throw new ArgumentOutOfRangeException(nameof(numFrames), numFrames, $"clip frames must be 1..1024, got {numFrames}");
         _numFrames = numFrames;
         _reverseTimeProb = reverseTimeProb;
         string imgRoot = Path.Combine(root, "JPEGImages"), annRoot = Path.Combine(root, "Annotations");
@@ -222,6 +222,20 @@ public sealed record VideoPromptOptions
     public string Method { get; init; } = "uniform";
     public double BoxNoise { get; init; } = 0.1;
     public double BoxNoiseBound { get; init; } = 20;
+
+    /// <summary>Probabilities in [0, 1], frame counts ≥ 1, 0..<see cref="Utils.Limits.MaxCorrectionClicks"/> correction clicks, finite box noise.</summary>
+    public void Validate()
+    {
+        OptionChecks.Probability(nameof(ProbToUsePtInput), ProbToUsePtInput);
+        OptionChecks.Probability(nameof(ProbToUseBoxInput), ProbToUseBoxInput);
+        OptionChecks.Count(nameof(NumInitCondFrames), NumInitCondFrames, 1, 1024);
+        OptionChecks.Count(nameof(NumFramesToCorrect), NumFramesToCorrect, 0, 1024);
+        OptionChecks.Count(nameof(NumCorrectionPtPerFrame), NumCorrectionPtPerFrame, 0, Utils.Limits.MaxCorrectionClicks);
+        OptionChecks.Probability(nameof(ProbToSampleFromGt), ProbToSampleFromGt);
+        OptionChecks.Method(nameof(Method), Method);
+        OptionChecks.Real(nameof(BoxNoise), BoxNoise, 0, 100);
+        OptionChecks.Real(nameof(BoxNoiseBound), BoxNoiseBound, 0, 1e6);
+    }
 }
 
 /// <summary>A clip ready for the model: normalized CHW frames at S×S and per-frame object masks at S×S (Masks[t][k]).</summary>
@@ -302,6 +316,7 @@ public sealed class VideoClipTrainer : IDisposable
     {
         if (model.num_maskmem == 0) throw new ArgumentException("video training needs a model with memory (num_maskmem > 0)");
         Video = video ?? new VideoPromptOptions();
+        Video.Validate();
         if (Video.ProbToUsePtInput > 0 && Video.NumFramesToCorrect < Video.NumInitCondFrames)
             throw new ArgumentException("NumFramesToCorrect must be ≥ NumInitCondFrames when point inputs are used");
         if (Video.NumInitCondFrames < 1) throw new ArgumentException("NumInitCondFrames must be ≥ 1");

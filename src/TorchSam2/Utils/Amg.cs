@@ -247,6 +247,11 @@ public static class Amg
     /// <summary>One grid per crop layer; layer i has n_per_side / scale_per_layer^i points per side.</summary>
     public static List<double[][]> build_all_layer_point_grids(int n_per_side, int n_layers, int scale_per_layer)
     {
+        if (n_per_side < 0 || n_per_side > Limits.MaxPointsPerSide)
+            throw new ArgumentOutOfRangeException(nameof(n_per_side), n_per_side, $"points per side must be 0..{Limits.MaxPointsPerSide}, got {n_per_side}");
+        if (n_layers < 0 || n_layers > Limits.MaxCropLayers)
+            throw new ArgumentOutOfRangeException(nameof(n_layers), n_layers, $"crop layers must be 0..{Limits.MaxCropLayers}, got {n_layers}");
+        if (scale_per_layer < 1) throw new ArgumentOutOfRangeException(nameof(scale_per_layer), scale_per_layer, "the per-layer scale must be at least 1");
         var grids = new List<double[][]>();
         for (int i = 0; i <= n_layers; i++)
             grids.Add(build_point_grid((int)(n_per_side / Math.Pow(scale_per_layer, i))));
@@ -259,6 +264,12 @@ public static class Amg
     /// </summary>
     public static (List<int[]> crop_boxes, List<int> layer_idxs) generate_crop_boxes((int h, int w) im_size, int n_layers, double overlap_ratio)
     {
+        // Layer i adds (2^i)² crops: 12 layers would be 22 million, 31 would overflow.
+        if (n_layers < 0 || n_layers > Limits.MaxCropLayers)
+            throw new ArgumentOutOfRangeException(nameof(n_layers), n_layers, $"crop layers must be 0..{Limits.MaxCropLayers} (layer i adds (2^i)² crops), got {n_layers}");
+        if (im_size.h <= 0 || im_size.w <= 0) throw new ArgumentOutOfRangeException(nameof(im_size), $"image size must be positive, got {im_size.w}x{im_size.h}");
+        if (!double.IsFinite(overlap_ratio) || overlap_ratio < 0 || overlap_ratio > 1)
+            throw new ArgumentOutOfRangeException(nameof(overlap_ratio), overlap_ratio, "the crop overlap ratio must be in [0, 1]");
         var crop_boxes = new List<int[]>();
         var layer_idxs = new List<int>();
         var (im_h, im_w) = im_size;

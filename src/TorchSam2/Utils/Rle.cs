@@ -41,8 +41,17 @@ public sealed record Rle(int Height, int Width, int[] Counts)
     /// <summary>Decodes to a row-major bool array of H×W.</summary>
     public bool[] DecodeRowMajor()
     {
-        var result = new bool[Height * Width];
-        int idx = 0;
+        long total = (long)Height * Width;
+        if (Height < 0 || Width < 0 || total > Array.MaxLength) throw new InvalidDataException($"RLE size {Width}x{Height} is not a valid mask size");
+        long covered = 0;
+        foreach (var c in Counts)
+        {
+            if (c < 0) throw new InvalidDataException($"RLE has a negative run ({c})");
+            covered += c;
+        }
+        if (covered != total) throw new InvalidDataException($"RLE covers {covered} pixels, expected {total}");
+        var result = new bool[total];
+        long idx = 0;
         bool v = false;
         foreach (var c in Counts)
         {
@@ -52,8 +61,98 @@ public sealed record Rle(int Height, int Width, int[] Counts)
             }
             v = !v;
         }
-        if (idx != Height * Width) throw new InvalidDataException($"RLE covers {idx} pixels, expected {Height * Width}");
         return result;
+    }
+
+    /// <summary>
+    /// Checks an RLE read from a file: a positive size within <see cref="Limits.MaxImagePixels"/>, no negative run and
+    /// runs that cover exactly Height × Width pixels. Throws <see cref="InvalidDataException"/> naming <paramref name="what"/>.
+    /// </summary>
+    public Rle Validate(string what)
+    {
+        Limits.CheckImageSize(Width, Height, $"{what}: RLE size");
+        long covered = 0;
+        foreach (var c in Counts)
+        {
+            if (c < 0) throw new InvalidDataException($"{what}: RLE has a negative run ({c})");
+            covered += c;
+        }
+        if (covered != (long)Height * Width) throw new InvalidDataException($"{what}: RLE covers {covered} pixels, expected {(long)Height * Width} ({Width}x{Height})");
+        return this;
+    }
+
+    /// <summary>The tight box of the set pixels as (x, y, w, h); (0, 0, 0, 0) when empty. Reads the runs only.</summary>
+    public (int x, int y, int w, int h) BoundingBox()
+    {
+        long idx = 0;
+        int x0 = int.MaxValue, x1 = -1, y0 = int.MaxValue, y1 = -1;
+        for (int i = 0; i < Counts.Length; i++)
+        {
+            long c = Counts[i];
+            if ((i & 1) == 1 && c > 0)
+            {
+                long first = idx, last = idx + c - 1;
+                int cx0 = (int)(first / Height), cx1 = (int)(last / Height);
+                x0 = Math.Min(x0, cx0);
+                x1 = Math.Max(x1, cx1);
+                if (cx0 == cx1)
+                {
+                    y0 = Math.Min(y0, (int)(first % Height));
+                    y1 = Math.Max(y1, (int)(last % Height));
+                }
+                else
+                {
+                    // the run goes on past a column's end: to the last row there, from the first row in the next
+                    y0 = 0;
+                    y1 = Height - 1;
+                }
+            }
+            idx += c;
+        }
+        return x1 < 0 ? (0, 0, 0, 0) : (x0, y0, x1 - x0 + 1, y1 - y0 + 1);
+    }
+
+    /// <summary>
+    /// The set pixels inside their tight box: (x, y, w, h) and row-major bits of w × h. Memory is the box's, never
+    /// the whole image's.
+    /// </summary>
+    public (int x, int y, int w, int h, bool[] bits) DecodeTight()
+    {
+        var (bx, by, bw, bh) = BoundingBox();
+        var bits = new bool[(long)bw * bh];
+        long idx = 0;
+        for (int i = 0; i < Counts.Length; i++)
+        {
+            long c = Counts[i];
+            if ((i & 1) == 1)
+                for (long k = idx; k < idx + c; k++)
+                {
+                    int x = (int)(k / Height), y = (int)(k % Height);
+                    bits[(long)(y - by) * bw + (x - bx)] = true;
+                }
+            idx += c;
+        }
+        return (bx, by, bw, bh, bits);
+    }
+
+    /// <summary>Pixels set in both masks (same size), from the runs: O(runs of a + runs of b).</summary>
+    public static long IntersectionArea(Rle a, Rle b)
+    {
+        if (a.Height != b.Height || a.Width != b.Width)
+            throw new ArgumentException($"RLE sizes differ: {a.Width}x{a.Height} and {b.Width}x{b.Height}");
+        int ia = 0, ib = 0;
+        long ra = a.Counts.Length > 0 ? a.Counts[0] : 0, rb = b.Counts.Length > 0 ? b.Counts[0] : 0;
+        long n = 0;
+        while (ia < a.Counts.Length && ib < b.Counts.Length)
+        {
+            long step = Math.Min(ra, rb);
+            if ((ia & 1) == 1 && (ib & 1) == 1) n += step;
+            ra -= step;
+            rb -= step;
+            if (ra == 0 && ++ia < a.Counts.Length) ra = a.Counts[ia];
+            if (rb == 0 && ++ib < b.Counts.Length) rb = b.Counts[ib];
+        }
+        return n;
     }
 
     public long Area()
@@ -105,7 +204,8 @@ public sealed record Rle(int Height, int Width, int[] Counts)
                 if (!more && (c & 0x10) != 0) x |= -1L << (5 * k);
             }
             if (counts.Count > 2) x += counts[^2];
-            counts.Add(checked((int)x));
+            if (x < 0 || x > int.MaxValue) throw new InvalidDataException($"COCO RLE string decodes to a run of {x} pixels");
+            counts.Add((int)x);
         }
         return new Rle(h, w, counts.ToArray());
     }
