@@ -45,7 +45,7 @@ internal static class BenchCommand
             Common.ApplyThreads(pr.GetValue(threads));
             var dev = Common.ParseDevice(pr.GetValue(device)!);
             var cfgArg = pr.GetValue(config)!;
-            var cfg = Common.Doing($"reading the config '{cfgArg}'", () => File.Exists(cfgArg) ? Sam2ConfigLoader.Load(cfgArg) : Sam2ConfigLoader.LoadBuiltIn(cfgArg));
+            var cfg = Common.Doing($"reading the config '{cfgArg}'", () => Sam2ConfigLoader.LoadFileOrBuiltIn(cfgArg));
             if (pr.GetValue(imageSize) > 0) cfg = cfg.WithImageSize(pr.GetValue(imageSize));
             int n = pr.GetValue(repeats);
             int nLong = pr.GetValue(longRepeats);

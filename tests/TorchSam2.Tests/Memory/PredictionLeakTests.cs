@@ -18,13 +18,11 @@ public class PredictionLeakTests(ITestOutputHelper output)
     [Fact]
     public void TenThousandPredictionsHoldLiveTensorsAndRssFlat()
     {
-        string dir = ParityData.CaseDir("micro_image");
-        if (!ParityData.Require(Path.Combine(dir, "weights.safetensors"))) return;
-        using var model = BuildSam.build_sam2(Sam2ConfigLoader.Load(Path.Combine(dir, "model.yaml")), Path.Combine(dir, "weights.safetensors"));
-        var rec = SafeTensors.Read(Path.Combine(dir, "inputs.safetensors")).Tensors["image"];
-        using var image = TensorData.FromBytes(rec.Data, rec.DType, rec.Shape);
-        using var predictor = new Sam2ImagePredictor(model);
-        predictor.SetImage(image);
+        if (MicroPredictor() is not { } loaded) return;
+        var (model, image, predictor) = loaded;
+        using var _m = model;
+        using var _i = image;
+        using var _p = predictor;
         int h = (int)image.size(0), w = (int)image.size(1);
 
         long liveStart = 0, rssWarm = 0, managedWarm = 0, heapWarm = 0;
@@ -65,27 +63,43 @@ public class PredictionLeakTests(ITestOutputHelper output)
                          $"RSS {rssWarm >> 20} -> {rssEnd >> 20} MiB");
         Assert.True(liveEnd <= liveStart, $"live tensors grew from {liveStart} to {liveEnd}");
         // A leak grows with the number of predictions; caches and high-water marks (libtorch's, the runtime's
-        // handle tables) level off. So the second half of the run must add (almost) nothing.
+        // handle tables) level off. So 4,000 more predictions must add (almost) nothing: a leak of 1 KB per
+        // prediction adds 4 MB. The smaller of the last two samples is taken, so one late allocation elsewhere in
+        // the process (the heap is the whole process's) does not count as a trend.
         if (heapWarm >= 0)
-            Assert.True(heapAt[4] - heapAt[2] < 3L * 1024 * 1024,
-                $"native heap in use kept growing: {heapAt[2] >> 20} MiB after 6,000 predictions, {heapAt[4] >> 20} MiB after 10,000");
+        {
+            long later = Math.Min(heapAt[3], heapAt[4]);
+            Assert.True(later - heapAt[1] < 3L * 1024 * 1024,
+                $"native heap in use kept growing: {heapAt[1] >> 20} MiB after 4,000 predictions, {heapAt[3] >> 20} MiB after 8,000, {heapAt[4] >> 20} MiB after 10,000");
+        }
     }
 
     [Fact]
     public void RepeatedSetImageLeavesNoTensorsBehind()
     {
-        string dir = ParityData.CaseDir("micro_image");
-        if (!ParityData.Require(Path.Combine(dir, "weights.safetensors"))) return;
-        using var model = BuildSam.build_sam2(Sam2ConfigLoader.Load(Path.Combine(dir, "model.yaml")), Path.Combine(dir, "weights.safetensors"));
-        var rec = SafeTensors.Read(Path.Combine(dir, "inputs.safetensors")).Tensors["image"];
-        using var image = TensorData.FromBytes(rec.Data, rec.DType, rec.Shape);
-        using var predictor = new Sam2ImagePredictor(model);
-        predictor.SetImage(image);
+        if (MicroPredictor() is not { } loaded) return;
+        var (model, image, predictor) = loaded;
+        using var _m = model;
+        using var _i = image;
+        using var _p = predictor;
         long live = NativeMemory.Live();
         for (int i = 0; i < 50; i++) predictor.SetImage(image);
         long after = NativeMemory.Live();
         output.WriteLine($"live tensors after 1 and 51 SetImage calls: {live}, {after}");
         Assert.Equal(live, after);
+    }
+
+    // The micro_image case's model with its image set (null when the parity data is absent outside CI).
+    private static (SAM2Base model, TorchSharp.torch.Tensor image, Sam2ImagePredictor predictor)? MicroPredictor()
+    {
+        string dir = ParityData.CaseDir("micro_image");
+        if (!ParityData.Require(Path.Combine(dir, "weights.safetensors"))) return null;
+        var model = BuildSam.build_sam2(Sam2ConfigLoader.Load(Path.Combine(dir, "model.yaml")), Path.Combine(dir, "weights.safetensors"));
+        var rec = SafeTensors.Read(Path.Combine(dir, "inputs.safetensors")).Tensors["image"];
+        var image = TensorData.FromBytes(rec.Data, rec.DType, rec.Shape);
+        var predictor = new Sam2ImagePredictor(model);
+        predictor.SetImage(image);
+        return (model, image, predictor);
     }
 
     // glibc's mallinfo2: bytes in use in the malloc heap (arenas) plus mmapped chunks; -1 elsewhere.
