@@ -67,7 +67,8 @@ internal static class SegmentCommand
                 {
                     using var m = pred.Masks[i];
                     var rle = Rle.Encode(m);
-                    var pixels = m.to(ScalarType.Bool).ToArray<bool>();
+                    bool[] pixels;
+                    using (var asBool = m.to(ScalarType.Bool)) pixels = asBool.ToArray<bool>();
                     masks.Add(pixels);
                     var name = $"mask_{rank}.png";
                     ImageIO.Write(outDir.File(name), pixels.Select(v => v ? (byte)255 : (byte)0).ToArray(), img.Height, img.Width, 1);
