@@ -65,12 +65,7 @@ public sealed record TensorRecord(ScalarType DType, long[] Shape, byte[] Data)
     }
 
     /// <summary>A new CPU tensor holding a copy of the data.</summary>
-    public Tensor ToTensor()
-    {
-        var t = empty(Shape, DType);
-        if (Data.Length > 0) Data.AsSpan().CopyTo(t.bytes);
-        return t;
-    }
+    public Tensor ToTensor() => TensorData.FromBytes(Data, DType, Shape);
 
     /// <summary>All elements converted to float32 (F16/BF16 widen exactly; F64 and large ints round).</summary>
     public float[] ToFloat32Array()

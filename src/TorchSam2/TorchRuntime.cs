@@ -47,7 +47,7 @@ public static partial class TorchRuntime
     /// </summary>
     public static string GlibcxxStatus()
     {
-        _ = ones(1); // makes sure TorchSharp's native library is loaded
+        using (ones(1)) { } // makes sure TorchSharp's native library is loaded
         var lib = MappedLibraries("libLibTorchSharp").FirstOrDefault();
         if (lib is null) return "libLibTorchSharp not mapped";
         var flags = ElfVersionNeeds.NeededFlags(File.ReadAllBytes(lib), ElfVersionNeeds.Version);

@@ -28,7 +28,7 @@ internal static class ParityData
         foreach (var (name, rec) in SafeTensors.Read(path).Tensors)
         {
             if (prefix is not null && !name.StartsWith(prefix, StringComparison.Ordinal)) continue;
-            var t = TensorData.FromBytes(rec.Data, rec.DType, rec.Shape);
+            var t = rec.ToTensor();
             if (rec.DType.IsFloatingPoint() && rec.DType != ScalarType.Float32)
             {
                 var f32 = t.to(ScalarType.Float32);

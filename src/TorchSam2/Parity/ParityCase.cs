@@ -57,7 +57,7 @@ public sealed class ParityCase
     {
         var file = SafeTensors.Read(path);
         var dict = new Dictionary<string, Tensor>();
-        foreach (var (k, r) in file.Tensors) dict[k] = TensorData.FromBytes(r.Data, r.DType, r.Shape).DetachFromDisposeScope();
+        foreach (var (k, r) in file.Tensors) dict[k] = r.ToTensor().DetachFromDisposeScope();
         return dict;
     }
 }

@@ -66,8 +66,9 @@ public sealed class GroupedAdamW : IDisposable
     {
         var states = _adam.state_dict().State;
         var names = ParameterNames.ToList();
+        var known = names.ToHashSet();
         foreach (var key in state.Keys)
-            if (!names.Contains(key)) throw new InvalidDataException($"optimizer state for unknown or frozen parameter {key}");
+            if (!known.Contains(key)) throw new InvalidDataException($"optimizer state for unknown or frozen parameter {key}");
         var parameters = Groups.SelectMany(g => g.Parameters.Select(x => x.p)).ToList();
         for (int i = 0; i < names.Count; i++)
         {

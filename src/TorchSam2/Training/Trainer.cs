@@ -491,10 +491,8 @@ public sealed class Sam2Trainer : IDisposable
         var opt = new Dictionary<string, TensorRecord>();
         foreach (var (name, step, a, b) in _optim.State())
         {
-            using var ca = a.cpu().contiguous();
-            using var cb = b.cpu().contiguous();
-            opt["exp_avg." + name] = new TensorRecord(ca.dtype, ca.shape, ca.bytes.ToArray());
-            opt["exp_avg_sq." + name] = new TensorRecord(cb.dtype, cb.shape, cb.bytes.ToArray());
+            opt["exp_avg." + name] = new TensorRecord(a.dtype, a.shape, a.ToBytes());
+            opt["exp_avg_sq." + name] = new TensorRecord(b.dtype, b.shape, b.ToBytes());
             opt["step." + name] = TensorRecord.Create(ScalarType.Int64, [], [step]);
         }
         var meta = new Dictionary<string, string> { ["optimizer_step_count"] = _optim.StepCount.ToString() };

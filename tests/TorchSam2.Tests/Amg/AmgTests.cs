@@ -329,7 +329,7 @@ public class AutomaticMaskGeneratorTests(ITestOutputHelper output)
         if (!ParityData.Require(Path.Combine(dir, "weights.safetensors"))) return null;
         var model = BuildSam.build_sam2(Sam2ConfigLoader.Load(Path.Combine(dir, "model.yaml")), Path.Combine(dir, "weights.safetensors"));
         var rec = SafeTensors.Read(Path.Combine(dir, "inputs.safetensors")).Tensors["image"];
-        return (model, TensorData.FromBytes(rec.Data, rec.DType, rec.Shape));
+        return (model, rec.ToTensor());
     }
 
     [Theory]

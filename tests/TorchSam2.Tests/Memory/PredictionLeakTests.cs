@@ -96,7 +96,7 @@ public class PredictionLeakTests(ITestOutputHelper output)
         if (!ParityData.Require(Path.Combine(dir, "weights.safetensors"))) return null;
         var model = BuildSam.build_sam2(Sam2ConfigLoader.Load(Path.Combine(dir, "model.yaml")), Path.Combine(dir, "weights.safetensors"));
         var rec = SafeTensors.Read(Path.Combine(dir, "inputs.safetensors")).Tensors["image"];
-        var image = TensorData.FromBytes(rec.Data, rec.DType, rec.Shape);
+        var image = rec.ToTensor();
         var predictor = new Sam2ImagePredictor(model);
         predictor.SetImage(image);
         return (model, image, predictor);
