@@ -80,7 +80,10 @@ internal static class AutoCommand
             using var writing = Activity.Doing($"writing the results to '{outDir.Display}'");
             // Largest first, so small masks stay visible on top.
             var byArea = records.OrderByDescending(r => r.Area).ToList();
-            var overlay = Overlay.Draw(img, byArea.Select(r => r.ToMask()).ToList());
+            var overlay = Overlay.Draw(img, byArea.Select(r => r.ToMask()).ToList(),
+                // predicted IoU on masks of at least 1 % of the image: tags on every small mask would hide them
+                labels: byArea.Select(r => r.Area * 100L >= (long)img.Height * img.Width
+                    ? r.PredictedIou.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : null).ToList());
             overlay.Save(outDir.File("overlay.png"));
             var json = new
             {

@@ -74,7 +74,8 @@ internal static class SegmentCommand
                     ImageIO.Write(outDir.File(name), pixels.Select(v => v ? (byte)255 : (byte)0).ToArray(), img.Height, img.Width, 1);
                     entries.Add(new { file = name, score = scores[i], area = rle.Area(), rle = new { size = new[] { rle.Height, rle.Width }, counts = rle.ToCocoString() } });
                 }
-                var overlay = Overlay.Draw(img, masks.Take(1).ToList(), pts.Select(p => (p.x, p.y, p.label)), boxValues is null ? null : [boxValues]);
+                var overlay = Overlay.Draw(img, masks.Take(1).ToList(), pts.Select(p => (p.x, p.y, p.label)), boxValues is null ? null : [boxValues],
+                    labels: order.Length > 0 && float.IsFinite(scores[order[0]]) ? [scores[order[0]].ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)] : null);
                 overlay.Save(outDir.File("overlay.png"));
                 var json = new { image = imagePath, height = img.Height, width = img.Width, masks = entries, timings_ms = new { load = loadMs, set_image = embedMs, predict = predictMs } };
                 File.WriteAllText(outDir.File("masks.json"), CliJson.Serialize(json));

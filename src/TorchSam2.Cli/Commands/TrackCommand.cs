@@ -153,7 +153,7 @@ internal static class TrackCommand
         }
         ImageIO.Write(outDir.File(Path.Combine("masks", name)), indexed, h, w, 1);
         if (frames is not null)
-            Overlay.Draw(frames.Get(f), binary).Save(outDir.File(Path.Combine("overlays", name)));
+            Overlay.Draw(frames.Get(f), binary, labels: ids.Select(id => (string?)$"#{id}").ToList()).Save(outDir.File(Path.Combine("overlays", name)));
         return entries;
     }
 
