@@ -39,6 +39,13 @@ public sealed class Sam2VideoPredictor : IDisposable
     /// 1024²). An interactive app that clicks back and forth between nearby frames can keep more to skip re-encoding.
     /// </summary>
     public int FeatureCacheSize { get; }
+    /// <summary>
+    /// On the CPU, propagation hands free heap pages back to the system whenever the resident set has grown by more
+    /// than this since it last did (0 = never during propagation, only at its end). A frame's temporaries are freed
+    /// around the small tensors the frame keeps, and glibc cannot reuse all of those holes, so the resident set
+    /// would otherwise creep up over the first frames (README, Benchmarks: peak memory of tracking).
+    /// </summary>
+    public long HeapTrimMarginBytes { get; set; } = 128L << 20;
 
     public Device Device => Model.device;
     public int ImageSize => Model.image_size;
@@ -526,15 +533,17 @@ public sealed class Sam2VideoPredictor : IDisposable
             processing_order = end_frame_idx >= start_frame_idx ? Enumerable.Range(start_frame_idx, end_frame_idx - start_frame_idx + 1) : [];
         }
 
+        var trimmer = state.Device.type == DeviceType.CPU && HeapTrimMarginBytes > 0 ? new NativeHeap.GrowthTrimmer(HeapTrimMarginBytes) : null;
         foreach (int frame_idx in processing_order.ToList())
         {
             state.ThrowIfDisposed();
             var video_res_masks = PropagateFrame(state, frame_idx, batch_size, reverse);
             yield return (frame_idx, obj_ids, video_res_masks);
+            trimmer?.Step();
         }
         // glibc keeps the freed temporaries of the last frames resident (behind the small tensors each frame added to
-        // the state): hand the pages back once tracking is done. Not per frame: re-faulting a frame's temporaries
-        // cost ~10 % of a 512² frame on this machine.
+        // the state): hand the pages back once tracking is done. During tracking only when the resident set grew by
+        // HeapTrimMarginBytes: trimming after every frame re-faults its temporaries (~10 % of a 512² frame here).
         if (state.Device.type == DeviceType.CPU) NativeHeap.ReleaseFreePages();
     }
 

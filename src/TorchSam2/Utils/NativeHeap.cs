@@ -27,6 +27,21 @@ public static partial class NativeHeap
         catch (EntryPointNotFoundException) { return false; } // musl has no malloc_trim
     }
 
+    /// <summary>Resident set size of this process in bytes (/proc/self/statm); -1 where unknown.</summary>
+    public static long ResidentBytes()
+    {
+        if (!OperatingSystem.IsLinux()) return -1;
+        try
+        {
+            var fields = File.ReadAllText("/proc/self/statm").Split(' ');
+            return long.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) * Environment.SystemPageSize;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return -1;
+        }
+    }
+
     /// <summary>
     /// Fixes glibc's mmap threshold (which also switches off its dynamic raising), so that blocks of at least
     /// <paramref name="bytes"/> are always mmapped and handed back when freed. Call before the first tensor is
@@ -38,5 +53,32 @@ public static partial class NativeHeap
         try { return Mallopt(M_MMAP_THRESHOLD, bytes) == 1; }
         catch (DllNotFoundException) { return false; }
         catch (EntryPointNotFoundException) { return false; }
+    }
+
+    /// <summary>
+    /// Trims the heap during a long loop (video frames) whenever the resident set has grown by more than a margin
+    /// since the last trim. A step's temporaries are freed in an order that leaves holes behind the small tensors
+    /// the step keeps (memories, pointers), so without trimming the resident set climbs frame after frame; trimming
+    /// after every step would bound it too but re-faults the step's pages each time.
+    /// </summary>
+    public sealed class GrowthTrimmer(long marginBytes)
+    {
+        private long _baseline = ResidentBytes();
+
+        public long MarginBytes { get; } = marginBytes;
+
+        /// <summary>How many times it trimmed.</summary>
+        public int Trims { get; private set; }
+
+        /// <summary>Call between steps, when the step's temporaries are freed.</summary>
+        public void Step()
+        {
+            long rss = ResidentBytes();
+            if (rss < 0 || MarginBytes <= 0) return;
+            if (_baseline < 0 || rss < _baseline) _baseline = rss;
+            if (rss - _baseline <= MarginBytes) return;
+            if (ReleaseFreePages()) Trims++;
+            _baseline = ResidentBytes();
+        }
     }
 }
