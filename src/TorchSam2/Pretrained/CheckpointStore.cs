@@ -334,8 +334,11 @@ public static class CheckpointStore
         long have = File.Exists(part) ? new FileInfo(part).Length : 0;
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
         if (have > 0) request.Headers.Range = new RangeHeaderValue(have, null);
-        using var connect = new CancellationTokenSource(o.ReadTimeout + TimeSpan.FromSeconds(30));
-        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, connect.Token).ConfigureAwait(false);
+        HttpResponseMessage sent;
+        // a time limit for the headers only (disposed, never cancelled, once they are in): the body has its own per read
+        using (var connect = new CancellationTokenSource(o.ReadTimeout + TimeSpan.FromSeconds(30)))
+            sent = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, connect.Token).ConfigureAwait(false);
+        using var response = sent;
         var status = response.StatusCode;
         if (status == HttpStatusCode.RequestedRangeNotSatisfiable)
         {
@@ -363,7 +366,7 @@ public static class CheckpointStore
         }
         if (total > MaxDownloadBytes) throw new CheckpointUnavailableException($"{url} is {total / 1e9:F1} GB, more than a checkpoint can be ({MaxDownloadBytes / 1e9:F0} GB)");
 
-        await using var body = await response.Content.ReadAsStreamAsync(connect.Token).ConfigureAwait(false);
+        await using var body = await response.Content.ReadAsStreamAsync().ConfigureAwait(false);
         await using (var file = new FileStream(part, start == 0 ? FileMode.Create : FileMode.Append, FileAccess.Write, FileShare.None, 1 << 16))
         {
             var buffer = new byte[1 << 20];
