@@ -22,12 +22,14 @@ step() { echo "package_check: $* ($(date -u +%T))"; }
 step "packing $version"
 # the tool packs what Publish leaves in the publish folder: start it empty
 rm -rf "src/TorchSam2.Cli/bin/$config/net10.0/publish"
-dotnet pack TorchSam2.sln -c "$config" --no-build -nologo -v:q -p:PackageVersion="$version" -o "$work/feed"
+dotnet pack TorchSam2.sln -c "$config" --no-build -nologo -v:q -p:PackageVersion="$version" -p:NuspecOutputPath="$work/nuspec/" -o "$work/feed"
 for p in TorchSam2 TorchSam2.Checkpoints TorchSam2.Cli; do
   [ -f "$work/feed/$p.$version.nupkg" ] && [ -f "$work/feed/$p.$version.snupkg" ] || { echo "package_check: $p.$version.nupkg/.snupkg missing" >&2; exit 1; }
 done
 # the library carries no libtorch backend; the tool carries the CPU one
-if unzip -p "$work/feed/TorchSam2.$version.nupkg" TorchSam2.nuspec | grep -Eqi '<dependency id="(libtorch|TorchSharp-)'; then
+grep -q '<dependency id="TorchSharp" ' "$work/nuspec/TorchSam2.$version.nuspec" \
+  || { echo "package_check: the TorchSam2 package must depend on TorchSharp" >&2; exit 1; }
+if grep -Eqi '<dependency id="(libtorch|TorchSharp-)' "$work/nuspec/TorchSam2.$version.nuspec"; then
   echo "package_check: the TorchSam2 package must not depend on a libtorch backend" >&2; exit 1
 fi
 cat > "$work/nuget.config" <<XML

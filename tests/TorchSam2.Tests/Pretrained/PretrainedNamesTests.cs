@@ -125,6 +125,28 @@ public class PretrainedNamesTests
     }
 
     [Fact]
+    public void TheVideoPredictorBuildsFromAName()
+    {
+        string cache = Path.Combine(Path.GetTempPath(), "torchsam2-tests", "cache_" + Guid.NewGuid().ToString("N"));
+        var saved = CheckpointStore.Defaults;
+        try
+        {
+            // Build(name) with no checkpoint loads the named checkpoint with its config (through the default options)
+            CheckpointStore.Defaults = new CheckpointStoreOptions { CacheDir = cache, Offline = true };
+            using (var p = Sam2VideoPredictor.Build("glyph-demo")) Assert.Equal(256, p.ImageSize);
+            using (var p = Sam2VideoPredictor.FromPretrained("glyph-demo")) Assert.Equal(256, p.ImageSize);
+            Assert.Single(CheckpointStore.List());
+            // a config path (or a config given as such) still builds what it says
+            using (var p = Sam2VideoPredictor.Build(BuildSam.LoadConfig("sam2_glyph_demo"))) Assert.Equal(256, p.ImageSize);
+        }
+        finally
+        {
+            CheckpointStore.Defaults = saved;
+            if (Directory.Exists(cache)) Directory.Delete(cache, true);
+        }
+    }
+
+    [Fact]
     public void AnUnknownCheckpointSaysItIsNeitherAFileNorAName()
     {
         var e = Assert.Throws<FileNotFoundException>(() => CheckpointStore.Resolve("no_such_model.pt", new CheckpointStoreOptions { Offline = true }));
