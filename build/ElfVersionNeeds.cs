@@ -126,10 +126,13 @@ namespace TorchSam2.Build
     {
         [Required] public ITaskItem[] Files { get; set; }
 
+        /// <summary>Whatever this system's libstdc++ has: for a package that will run elsewhere (the dotnet tool).</summary>
+        public bool Always { get; set; }
+
         public override bool Execute()
         {
             var libstdcxx = ElfVersionNeeds.SystemLibStdCxx();
-            if (libstdcxx == null || ElfVersionNeeds.Defines(libstdcxx, ElfVersionNeeds.Version)) return true;
+            if (!Always && (libstdcxx == null || ElfVersionNeeds.Defines(libstdcxx, ElfVersionNeeds.Version))) return true;
             foreach (var item in Files)
             {
                 string path = item.ItemSpec;
@@ -142,7 +145,7 @@ namespace TorchSam2.Build
                 File.WriteAllBytes(tmp, elf);
                 File.Delete(path);
                 File.Move(tmp, path);
-                Log.LogMessage(MessageImportance.High, Path.GetFileName(path) + ": " + ElfVersionNeeds.Version + " marked weak for this system's libstdc++ (" + libstdcxx + ") in " + path);
+                Log.LogMessage(MessageImportance.High, Path.GetFileName(path) + ": " + ElfVersionNeeds.Version + (Always ? " marked weak for any system's libstdc++ in " : " marked weak for this system's libstdc++ (" + libstdcxx + ") in ") + path);
             }
             return !Log.HasLoggedErrors;
         }

@@ -11,4 +11,13 @@ passed=$(grep -Eo "Passed: +[0-9]+" /tmp/torchsam2-test.log | awk '{s+=$2} END {
 failed=$(grep -Eo "Failed: +[0-9]+" /tmp/torchsam2-test.log | awk '{s+=$2} END {print s+0}')
 skipped=$(grep -Eo "Skipped: +[0-9]+" /tmp/torchsam2-test.log | awk '{s+=$2} END {print s+0}')
 echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
-[ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+tests_ok=0
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ] && tests_ok=1
+# The NuGet packages, the dotnet tool installed from them, and a sample project on the library package
+# (tools/package_check.sh, about 1.5 min on 2 cores; TORCHSAM2_SKIP_PACKAGES=1 skips it locally).
+packages=0
+if [ "${TORCHSAM2_SKIP_PACKAGES:-}" != "1" ]; then
+  bash tools/package_check.sh || packages=$?
+  echo "packages: $([ "$packages" -eq 0 ] && echo ok || echo "FAILED (exit $packages)")"
+fi
+[ "$tests_ok" -eq 1 ] && [ "$packages" -eq 0 ]

@@ -27,6 +27,12 @@ try
     var verbose = new Option<bool>("--verbose") { Description = "on errors, also print where they happened (as TORCHSAM2_DEBUG=1)", Recursive = true };
     var root = new RootCommand("TorchSam2 — Segment Anything 2.1 in C# on libtorch");
     root.Options.Add(verbose);
+    // every command that takes a checkpoint also takes a name ("tiny", "sam2.1_hiera_large", "glyph-demo"): these say where
+    // named checkpoints are cached and whether they may be downloaded
+    var cacheDir = new Option<string?>("--cache-dir") { Description = "where named checkpoints are cached (default $TORCHSAM2_CACHE, else ~/.cache/torchsam2)", Recursive = true };
+    var offline = new Option<bool>("--offline") { Description = "never download: use cached checkpoints only (as TORCHSAM2_OFFLINE=1)", Recursive = true };
+    root.Options.Add(cacheDir);
+    root.Options.Add(offline);
     root.Subcommands.Add(InfoCommand.Create());
     root.Subcommands.Add(SegmentCommand.Create());
     root.Subcommands.Add(AutoCommand.Create());
@@ -39,6 +45,8 @@ try
     root.Subcommands.Add(GlyphsCommand.Create());
     root.Subcommands.Add(GlyphsCommand.CreateSpecimens());
     root.Subcommands.Add(GlyphsCommand.CreateEval());
+    root.Subcommands.Add(CacheCommands.CreateDownload());
+    root.Subcommands.Add(CacheCommands.CreateCache());
 
     var parse = root.Parse(args);
     if (args.Contains("--verbose")) ErrorReport.Verbose = true;
@@ -55,6 +63,7 @@ try
         Terminal.Error($"{first}{more}; see '{path} --help'");
         return ExitCodes.Usage;
     }
+    CacheCommands.Configure(parse.GetValue(cacheDir), parse.GetValue(offline));
     return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception e) when (ErrorReport.Remember(e))

@@ -4,6 +4,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using TorchSharp.Modules;
 using TorchSam2.Checkpoints;
+using TorchSam2.Pretrained;
 
 namespace TorchSam2;
 
@@ -11,15 +12,23 @@ namespace TorchSam2;
 public static class ModelLoader
 {
     /// <summary>
-    /// Loads a .pt / .safetensors checkpoint. config may be a YAML path or a built-in name
-    /// (sam2.1_hiera_t, tiny, ...); when null the variant is detected from the weights.
+    /// Loads a .pt / .safetensors checkpoint, or a checkpoint by name ("tiny", "sam2.1_hiera_large", "sam2_hiera_small",
+    /// "glyph-demo", ...: downloaded into the cache on first use, see <see cref="CheckpointStore"/>). config may be a YAML
+    /// path or a built-in name (sam2.1_hiera_t, tiny, ...); when null it is the named checkpoint's, else detected from the weights.
     /// </summary>
-    public static SAM2Base Load(string checkpoint, string? config = null, Device? device = null)
+    public static SAM2Base Load(string checkpoint, string? config = null, Device? device = null, CheckpointStoreOptions? options = null)
     {
-        if (!File.Exists(checkpoint)) throw new FileNotFoundException($"checkpoint not found: {checkpoint}", checkpoint);
-        var cfg = config is null ? Sam2ConfigLoader.LoadBuiltIn(DetectVariant(checkpoint)) : Sam2ConfigLoader.LoadFileOrBuiltIn(config);
-        return BuildSam.build_sam2(cfg, checkpoint, device);
+        string path = CheckpointStore.Resolve(checkpoint, options);
+        var cfg = Sam2ConfigLoader.LoadFileOrBuiltIn(config ?? ConfigFor(path, options));
+        return BuildSam.build_sam2(cfg, path, device);
     }
+
+    /// <summary>
+    /// The built-in config for a checkpoint path or name: a named checkpoint's own (glyph-demo's is sam2_glyph_demo),
+    /// else the variant detected from the file's header.
+    /// </summary>
+    public static string ConfigFor(string checkpoint, CheckpointStoreOptions? options = null) =>
+        CheckpointStore.ConfigFor(checkpoint, options) ?? DetectVariant(CheckpointStore.Resolve(checkpoint, options));
 
     /// <summary>The built-in config name for a checkpoint file, from its header (no tensor data is read).</summary>
     public static string DetectVariant(string checkpointPath)

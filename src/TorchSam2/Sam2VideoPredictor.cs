@@ -86,9 +86,29 @@ public sealed class Sam2VideoPredictor : IDisposable
         return FromConfig(model, videoCfg, ownsModel: true);
     }
 
-    /// <summary><see cref="Build(Sam2ModelConfig, string?, Device?, bool)"/> from a config path or built-in name.</summary>
-    public static Sam2VideoPredictor Build(string config, string? checkpoint = null, Device? device = null, bool applyPostprocessing = true) =>
-        Build(BuildSam.LoadConfig(config), checkpoint, device, applyPostprocessing);
+    /// <summary>
+    /// <see cref="Build(Sam2ModelConfig, string?, Device?, bool)"/> from a config path or built-in name; the checkpoint may be
+    /// a path or a name ("tiny", "sam2.1_hiera_large", ...; fetched into the cache on first use). With no checkpoint and a
+    /// name that is a checkpoint's, e.g. <c>Build("tiny")</c>, the pretrained model is loaded (as <see cref="FromPretrained"/>);
+    /// for random weights pass a config: <c>Build(BuildSam.LoadConfig("tiny"))</c>.
+    /// </summary>
+    public static Sam2VideoPredictor Build(string config, string? checkpoint = null, Device? device = null, bool applyPostprocessing = true)
+    {
+        if (checkpoint is null && !Sam2ConfigLoader.LooksLikePath(config) && Pretrained.PretrainedCheckpoints.TryFind(config, out _))
+            return FromPretrained(config, device, applyPostprocessing);
+        return Build(BuildSam.LoadConfig(config), checkpoint, device, applyPostprocessing);
+    }
+
+    /// <summary>
+    /// A predictor on a checkpoint path or name ("tiny", "sam2.1_hiera_base_plus", "sam2_hiera_large", "glyph-demo", ...),
+    /// with the named checkpoint's config (or the one detected from the file).
+    /// </summary>
+    public static Sam2VideoPredictor FromPretrained(string checkpoint, Device? device = null, bool applyPostprocessing = true,
+        Pretrained.CheckpointStoreOptions? options = null)
+    {
+        string path = Pretrained.CheckpointStore.Resolve(checkpoint, options);
+        return Build(BuildSam.LoadConfig(ModelLoader.ConfigFor(path, options)), path, device, applyPostprocessing);
+    }
 
     public void Dispose()
     {

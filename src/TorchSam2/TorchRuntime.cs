@@ -52,9 +52,12 @@ public static partial class TorchRuntime
         if (lib is null) return "libLibTorchSharp not mapped";
         var flags = ElfVersionNeeds.NeededFlags(File.ReadAllBytes(lib), ElfVersionNeeds.Version);
         if (flags is null) return $"{ElfVersionNeeds.Version} not needed";
-        return ElfVersionNeeds.IsWeak(flags.Value)
-            ? $"{ElfVersionNeeds.Version} marked weak by the build (this system's libstdc++ lacks it)"
-            : $"{ElfVersionNeeds.Version} required (this system's libstdc++ has it)";
+        if (!ElfVersionNeeds.IsWeak(flags.Value)) return $"{ElfVersionNeeds.Version} required (this system's libstdc++ has it)";
+        // the dotnet tool package is weakened wherever it was built, so say what this system has
+        var system = ElfVersionNeeds.SystemLibStdCxx();
+        return system is not null && ElfVersionNeeds.Defines(system, ElfVersionNeeds.Version)
+            ? $"{ElfVersionNeeds.Version} marked weak by the build (this system's libstdc++ has it: it is used)"
+            : $"{ElfVersionNeeds.Version} marked weak by the build (this system's libstdc++ lacks it)";
     }
 
     /// <summary>

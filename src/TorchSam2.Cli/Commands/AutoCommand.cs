@@ -15,7 +15,7 @@ internal static class AutoCommand
     {
         var defaults = new AutomaticMaskGeneratorOptions();
         var image = new Argument<string>("image") { Description = "the image file (PNG, JPEG, ...)" };
-        var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors)", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors), or a name: tiny, small, base_plus, large, sam2_hiera_* (SAM 2.0), glyph-demo (downloaded and cached on first use)", Required = true };
         var config = new Option<string?>("--config") { Description = "YAML config or built-in name; detected from the weights when left out" };
         var pointsPerSide = Common.Int("--points-per-side", $"grid points along each side (squared in total; 1..{Limits.MaxPointsPerSide})", defaults.PointsPerSide!.Value, 1, Limits.MaxPointsPerSide);
         var pointsPerBatch = Common.Int("--points-per-batch", $"points decoded at once (more is faster and uses more memory; 1..{Limits.MaxPointsPerBatch})", defaults.PointsPerBatch, 1, Limits.MaxPointsPerBatch);

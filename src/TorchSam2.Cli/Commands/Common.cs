@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using TorchSharp;
 using TorchSam2.Utils;
+using TorchSam2.Pretrained;
 
 namespace TorchSam2.Cli.Commands;
 
@@ -58,9 +59,27 @@ internal static class Common
         return step();
     }
 
-    /// <summary>Loads a model, errors labelled with the checkpoint.</summary>
-    public static TorchSam2.Modeling.SAM2Base LoadModel(string checkpoint, string? config, torch.Device device) =>
-        Doing($"loading the model '{checkpoint}'", () => ModelLoader.Load(checkpoint, config, device));
+    /// <summary>
+    /// Loads a model from a checkpoint path or name ("tiny", "sam2.1_hiera_large", "glyph-demo", ...: fetched into the cache
+    /// first, see <see cref="Checkpoint"/>), errors labelled with the checkpoint. With no config a named checkpoint brings its own.
+    /// </summary>
+    public static TorchSam2.Modeling.SAM2Base LoadModel(string checkpoint, string? config, torch.Device device)
+    {
+        string path = Checkpoint("--checkpoint", checkpoint);
+        return Doing($"loading the model '{checkpoint}'", () => ModelLoader.Load(path, config ?? ModelLoader.ConfigFor(path), device));
+    }
+
+    /// <summary>
+    /// A checkpoint option's file: an existing file as it is, a checkpoint name (tiny, small, base_plus, large,
+    /// sam2.1_hiera_*, sam2_hiera_*, glyph-demo) as its cached file, downloaded with a progress bar on first use
+    /// (never with --offline / TORCHSAM2_OFFLINE=1: then a missing one is an error that says so).
+    /// </summary>
+    public static string Checkpoint(string option, string? pathOrName)
+    {
+        if (string.IsNullOrEmpty(pathOrName)) throw new UsageException($"{option} needs a file or a checkpoint name");
+        if (File.Exists(pathOrName) || !PretrainedCheckpoints.TryFind(pathOrName, out var named)) return ExistingFile(option, pathOrName, names: false);
+        return Doing($"fetching the checkpoint '{named.Name}'", () => CheckpointStore.Fetch(named));
+    }
 
     // ---- numeric options ------------------------------------------------------------------------------------
 
@@ -166,12 +185,21 @@ internal static class Common
 
     // ---- inputs -----------------------------------------------------------------------------------------------
 
-    /// <summary>A file input that must exist (exit code 1 with its option named otherwise).</summary>
-    public static string ExistingFile(string option, string? path)
+    /// <summary>
+    /// A file input that must exist (exit code 1 with its option named otherwise). For --checkpoint a checkpoint name
+    /// works too (<see cref="Checkpoint"/>).
+    /// </summary>
+    public static string ExistingFile(string option, string? path) => ExistingFile(option, path, names: option == "--checkpoint");
+
+    private static string ExistingFile(string option, string? path, bool names)
     {
+        if (names) return Checkpoint(option, path);
         if (string.IsNullOrEmpty(path)) throw new UsageException($"{option} needs a file");
         if (Directory.Exists(path)) throw new FileNotFoundException($"{option} '{Terminal.Safe(path)}' is a folder, not a file", path);
-        if (!File.Exists(path)) throw new FileNotFoundException($"{option}: file not found: '{Terminal.Safe(path)}'", path);
+        if (!File.Exists(path))
+            throw new FileNotFoundException(option == "--checkpoint"
+                ? $"{option}: file not found: '{Terminal.Safe(path)}' (nor is it a checkpoint name: {PretrainedCheckpoints.KnownNames})"
+                : $"{option}: file not found: '{Terminal.Safe(path)}'", path);
         return path;
     }
 

@@ -18,7 +18,7 @@ internal static class GlyphsCommand
     public static Command Create()
     {
         var image = new Argument<string>("specimen") { Description = "a specimen sheet image (PNG, JPEG, ...)" };
-        var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors)", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors), or a name: tiny, small, base_plus, large, sam2_hiera_* (SAM 2.0), glyph-demo (downloaded and cached on first use)", Required = true };
         var config = new Option<string?>("--config") { Description = "YAML config or built-in name; detected from the weights when left out" };
         var noRefine = new Option<bool>("--no-refine") { Description = "keep SAM's masks as they are (no snapping to the ink at full resolution)" };
         var maxGlyphs = Common.Int("--max-glyphs", $"refuse sheets with more glyph candidates than this (default TORCHSAM2_MAX_GLYPHS or {Limits.DefaultMaxGlyphCandidates:N0})",

@@ -16,7 +16,7 @@ internal static class SegmentCommand
     public static Command Create()
     {
         var image = new Argument<string>("image") { Description = "the image file (PNG, JPEG, ...)" };
-        var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors)", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors), or a name: tiny, small, base_plus, large, sam2_hiera_* (SAM 2.0), glyph-demo (downloaded and cached on first use)", Required = true };
         var config = new Option<string?>("--config") { Description = "YAML config or built-in name; detected from the weights when left out" };
         var points = new Option<string[]>("--point") { Description = "x,y[,label] in pixels (label 1 = foreground, 0 = background); repeat for more", AllowMultipleArgumentsPerToken = false };
         var box = new Option<string?>("--box") { Description = "x0,y0,x1,y1 in pixels" };

@@ -24,7 +24,7 @@ internal static class TrackCommand
     public static Command Create()
     {
         var video = new Argument<string>("video") { Description = "a video file (MP4, AVI, ...) or a folder of JPEG/PNG frames" };
-        var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors)", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors), or a name: tiny, small, base_plus, large, sam2_hiera_* (SAM 2.0), glyph-demo (downloaded and cached on first use)", Required = true };
         var config = new Option<string?>("--config") { Description = "YAML config or built-in name; detected from the weights when left out" };
         var objs = new Option<string[]>("--obj")
         {
@@ -54,7 +54,7 @@ internal static class TrackCommand
             bool writeOverlays = !pr.GetValue(noOverlays);
             using var outDir = OutputFolder.Begin(pr.GetValue(output)!, Outputs, "masks.json",
                 [("video", videoPath), ("--checkpoint", ckpt), ("--config", Common.ConfigFile(pr.GetValue(config)))]);
-            var cfgName = pr.GetValue(config) ?? Common.Doing($"reading the checkpoint '{ckpt}'", () => ModelLoader.DetectVariant(ckpt));
+            var cfgName = pr.GetValue(config) ?? Common.Doing($"reading the checkpoint '{ckpt}'", () => ModelLoader.ConfigFor(ckpt));
 
             var sw = Stopwatch.StartNew();
             using var predictor = Common.Doing($"loading the model '{ckpt}'", () => Sam2VideoPredictor.Build(cfgName, ckpt, dev));

@@ -127,6 +127,7 @@ public static class Sam2ConfigLoader
         n = n[(n.LastIndexOf('/') + 1)..];
         if (n.EndsWith(".yaml", StringComparison.Ordinal)) n = n[..^5];
         n = n.Replace('-', '_');
+        if (n is "sam2_glyph_demo" or "glyph_demo") return "glyph/sam2_glyph_demo.yaml";
 
         string family = "sam2.1";
         string size = n;
@@ -134,7 +135,7 @@ public static class Sam2ConfigLoader
         else if (n.StartsWith("sam2_hiera_", StringComparison.Ordinal)) (family, size) = ("sam2", n["sam2_hiera_".Length..]);
         if (SizeAliases.TryGetValue(size, out string? s) && BuiltIns.TryGetValue($"{family}_hiera_{s}", out string? file)) return file;
         throw new ArgumentException(
-            $"unknown built-in config {UntrustedText.Quote(name)}; known: {string.Join(", ", BuiltIns.Keys)} (or tiny, small, base_plus, large, or a path to a .yaml file)", nameof(name));
+            $"unknown built-in config {UntrustedText.Quote(name)}; known: {string.Join(", ", BuiltIns.Keys)} (or tiny, small, base_plus, large, sam2_glyph_demo, or a path to a .yaml file)", nameof(name));
     }
 
     private static string? ReadBuiltIn(string file)

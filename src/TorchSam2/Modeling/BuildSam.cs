@@ -226,8 +226,10 @@ public static class BuildSam
     /// </summary>
     public static void load_checkpoint(nn.Module model, string ckpt_path)
     {
+        // A checkpoint name ("tiny", "sam2.1_hiera_large", ...) is fetched into the cache first.
+        string path = Pretrained.CheckpointStore.Resolve(ckpt_path);
         // Streamed: keys and shapes are checked first, then each tensor is read straight into its parameter.
-        using var checkpoint = CheckpointReader.Open(ckpt_path);
+        using var checkpoint = CheckpointReader.Open(path);
         model.load_state_dict(checkpoint, strict: true);
     }
 

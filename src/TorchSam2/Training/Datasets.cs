@@ -29,7 +29,7 @@ public sealed class InMemorySegmentationDataset(IReadOnlyList<SegmentationSample
 /// <summary>
 /// A COCO instance-segmentation JSON (images, annotations): polygons are rasterized with a scan-line fill at pixel
 /// centres; RLE may be uncompressed (counts as numbers) or the compressed COCO string. Images without
-/// annotations are skipped. Decoded samples are cached when <paramref name="cache"/> (small datasets).
+/// annotations are skipped. Decoded samples are cached when <c>cache</c> (small datasets).
 /// </summary>
 public sealed class CocoSegmentationDataset : ISegmentationDataset
 {

@@ -39,9 +39,9 @@ public sealed class InMemoryVideoClipDataset(IReadOnlyList<VideoClip> clips) : I
 /// <summary>
 /// DAVIS / SA-V style folders: <c>JPEGImages/VIDEO/FRAME.jpg</c> with <c>Annotations/VIDEO/FRAME.png</c> (palette or
 /// RGB PNG; every distinct non-black colour is one object id). Only frames with an annotation are used; videos with
-/// fewer than <paramref name="numFrames"/> such frames are skipped. A clip is <paramref name="numFrames"/>
+/// fewer than <c>numFrames</c> such frames are skipped. A clip is <c>numFrames</c>
 /// consecutive annotated frames (RandomUniformSampler): a random start where the first frame shows an object,
-/// reversed in time with <paramref name="reverseTimeProb"/>.
+/// reversed in time with <c>reverseTimeProb</c>.
 /// </summary>
 public sealed class VideoFolderDataset : IVideoClipDataset
 {

@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
