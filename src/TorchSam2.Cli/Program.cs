@@ -39,6 +39,7 @@ try
     root.Subcommands.Add(GlyphsCommand.Create());
     root.Subcommands.Add(GlyphsCommand.CreateSpecimens());
     root.Subcommands.Add(GlyphsCommand.CreateEval());
+    root.Subcommands.Add(ServeCommand.Create());
 
     var parse = root.Parse(args);
     if (args.Contains("--verbose")) ErrorReport.Verbose = true;
