@@ -222,6 +222,8 @@ public static class Sam2Server
         if (req.Points is null && req.Box is null) throw new ApiException(400, "give at least one point or a box");
         if (req.Points is not null && (req.Labels is null || req.Labels.Length != req.Points.Length))
             throw new ApiException(400, $"{req.Points.Length} point(s) need as many labels (1 foreground, 0 background), got {req.Labels?.Length ?? 0}");
+        if (req.Labels is not null && req.Labels.Any(l => l is not (0 or 1)))
+            throw new ApiException(400, $"labels must be 1 (foreground) or 0 (background), got [{string.Join(", ", req.Labels.Take(8))}]");
         if (req.Points is { Length: > 64 }) throw new ApiException(400, $"at most 64 points per object, got {req.Points.Length}");
         var session = sessions.Get(id);
         double encodeMs = 0, decodeMs = 0, masksMs = 0;
