@@ -359,5 +359,7 @@ public static class Sam2Server
 
     private static string Clip(string? s, int max = 60) => s is null ? "" : s.Length > max ? s[..max] + "…" : s;
 
-    private static string Mb(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.#} MiB");
+    private static string Mb(long bytes) => bytes >= 1 << 20
+        ? string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.#} MiB")
+        : string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:0.#} KiB");
 }

@@ -106,7 +106,7 @@ public sealed class ApiTests(ModelFixture fixture)
         {
             using var r = await small.Client.PostAsync("/api/images", new ByteArrayContent(specimen));
             Assert.Equal(HttpStatusCode.RequestEntityTooLarge, r.StatusCode);
-            Assert.Contains("above the limit of 0.1 MiB", await ErrorOf(r));
+            Assert.Contains("above the limit of 97.7 KiB", await ErrorOf(r));
         }
         using (var few = fixture.Start(new ServerOptions { MaxImagePixels = 500_000 }))
         {

@@ -66,6 +66,7 @@ async function openWith(opener, label) {
     state.objects = []; state.current = null; state.nextId = 1;
     canvas.width = info.width; canvas.height = info.height;
     $('stage').classList.add('loaded');
+    fitCanvas();
     newObject();
     busy(false);
     status(`${info.name}: ${info.width}×${info.height}, encoded in ${info.encodeMs.toFixed(0)} ms. Click the object.`);
@@ -270,6 +271,17 @@ function refresh() {
   $('exportpng').disabled = !(cur && cur.masks.length); $('exportcoco').disabled = !anyMask;
   draw();
 }
+
+// small images are shown enlarged (pixels kept sharp), large ones shrunk to the stage
+function fitCanvas() {
+  if (!state.image) return;
+  const st = $('stage'), maxW = st.clientWidth - 8, maxH = window.innerHeight * 0.78;
+  const scale = Math.min(maxW / canvas.width, maxH / canvas.height, 8);
+  canvas.style.width = Math.floor(canvas.width * scale) + 'px';
+  canvas.style.height = Math.floor(canvas.height * scale) + 'px';
+  canvas.style.imageRendering = scale > 1.5 ? 'pixelated' : 'auto';
+}
+window.addEventListener('resize', fitCanvas);
 
 // ---- mouse --------------------------------------------------------------------------------------------------------
 function toImage(e) {
