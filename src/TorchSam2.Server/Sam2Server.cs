@@ -334,7 +334,8 @@ public static class Sam2Server
             throw new ApiException(413, $"'{Clip(name)}' is {w}x{h} ({w * h / 1e6:0.#} MP), above the server's limit of {o.MaxImagePixels / 1e6:0.#} MP");
     }
 
-    internal static byte[] EncodePng(ReadOnlySpan<byte> pixels, int height, int width, int channels)
+    /// <summary>8-bit gray (1), RGB (3) pixels as PNG bytes (fast compression).</summary>
+    public static byte[] EncodePng(ReadOnlySpan<byte> pixels, int height, int width, int channels)
     {
         unsafe
         {
