@@ -44,6 +44,7 @@ public static class Sam2Server
         builder.Services.AddSingleton(new ModelGate(model, options.MaxPendingEncodes));
         builder.Services.AddSingleton(new ImageSessions(options));
         builder.Services.AddSingleton(new RootFolder(options.Root));
+        builder.Services.AddSingleton(new VideoSessions(options, options.Config));
         configure?.Invoke(builder);
         var app = builder.Build();
 
@@ -51,6 +52,7 @@ public static class Sam2Server
         app.MapOpenApi();
         MapPage(app);
         MapImages(app);
+        MapVideos(app);
         app.MapFallback("/api/{**rest}", (HttpContext ctx) =>
             Results.Json(new ErrorBody($"no such API route: {ctx.Request.Method} {ctx.Request.Path}"), statusCode: 404)).ExcludeFromDescription();
 
@@ -59,7 +61,16 @@ public static class Sam2Server
         {
             var gate = app.Services.GetRequiredService<ModelGate>();
             var sessions = app.Services.GetRequiredService<ImageSessions>();
-            gate.RunAsync(() => { foreach (var s in sessions.RemoveAll()) s.Free(); return 0; }).GetAwaiter().GetResult();
+            var videos = app.Services.GetRequiredService<VideoSessions>();
+            var open = videos.RemoveAll();
+            foreach (var v in open) v.Cancel = true;
+            foreach (var v in open) v.Job?.Wait(TimeSpan.FromSeconds(30));
+            gate.RunAsync(() =>
+            {
+                foreach (var s in sessions.RemoveAll()) s.Free();
+                foreach (var v in open) v.Dispose();
+                return 0;
+            }).GetAwaiter().GetResult();
         });
         return app;
     }
@@ -194,6 +205,204 @@ public static class Sam2Server
         }).WithSummary("Closes an image and frees its embedding");
     }
 
+    // ---- videos -------------------------------------------------------------------------------------------------
+
+    private static void MapVideos(WebApplication app)
+    {
+        app.MapPost("/api/videos/open", async (VideoOpenRequest req, ServerOptions o, ModelGate gate, VideoSessions videos, RootFolder root) =>
+        {
+            var real = root.Resolve(req.Path);
+            if (File.Exists(real) && !VideoReader.IsVideoFile(real))
+                throw new ApiException(400, $"'{Clip(req.Path)}' is not a video file ({string.Join(", ", VideoReader.VideoExtensions)}) or a folder of frames");
+            return await OpenVideo(real, CleanName(req.Path, "video"), null, o, gate, videos);
+        }).Produces<VideoInfo>().Produces<ErrorBody>(403).Produces<ErrorBody>(429)
+          .WithSummary("Opens a video file or a folder of JPEG/PNG frames of the served folder (--root)");
+
+        app.MapPost("/api/videos", async (HttpContext ctx, ServerOptions o, ModelGate gate, VideoSessions videos) =>
+        {
+            string name = CleanName(ctx.Request.Query["name"].ToString(), "video.mp4");
+            string ext = Path.GetExtension(name).ToLowerInvariant();
+            if (!VideoReader.VideoExtensions.Contains(ext))
+                throw new ApiException(400, $"'{Clip(name)}' is not a video file name ({string.Join(", ", VideoReader.VideoExtensions)})");
+            videos.Reserve();
+            var bytes = await ReadBody(ctx.Request, o.MaxVideoUploadBytes, ctx.RequestAborted);
+            string dir = Path.Combine(Path.GetTempPath(), $"torchsam2-serve-{Environment.ProcessId}");
+            Directory.CreateDirectory(dir);
+            string temp = Path.Combine(dir, Guid.NewGuid().ToString("N") + ext);
+            await File.WriteAllBytesAsync(temp, bytes, ctx.RequestAborted);
+            try { return await OpenVideo(temp, name, temp, o, gate, videos); }
+            catch { File.Delete(temp); throw; }
+        }).Produces<VideoInfo>().Produces<ErrorBody>(400).Produces<ErrorBody>(413).Produces<ErrorBody>(429)
+          .WithSummary("Uploads a video file (the request body; ?name= with its extension) and opens it");
+
+        app.MapGet("/api/videos/{id}/frames/{frame:int}", (string id, int frame, VideoSessions videos) =>
+        {
+            var img = videos.Get(id).Frame(frame);
+            return Results.Bytes(EncodePng(img.Pixels, img.Height, img.Width, 3), "image/png");
+        }).WithSummary("One frame of the video as PNG");
+
+        app.MapGet("/api/videos/{id}/masks/{frame:int}", (string id, int frame, VideoSessions videos) =>
+        {
+            var s = videos.Get(id);
+            lock (s.Sync) return s.Masks.TryGetValue(frame, out var m) ? m : new FrameMasks(frame, []);
+        }).WithSummary("Every object's mask on a frame (empty before it was prompted or tracked)");
+
+        app.MapPost("/api/videos/{id}/prompt", async (string id, VideoPromptRequest req, ModelGate gate, VideoSessions videos) =>
+        {
+            var s = videos.Get(id);
+            NotTracking(s);
+            if (req.Frame < 0 || req.Frame >= s.State.NumFrames) throw new ApiException(400, $"frame {req.Frame} is outside the video (0..{s.State.NumFrames - 1})");
+            if (req.ObjId is < 1 or > 255) throw new ApiException(400, $"objId must be in 1..255 (the pixel value in exported masks), got {req.ObjId}");
+            CheckPrompts(req.Points, req.Labels, req.Box);
+            foreach (var p in req.Points ?? [])
+                if (p is null || p.Length != 2) throw new ApiException(400, "each point needs exactly two coordinates (x, y)");
+                else PromptChecks.CheckPoint(p[0], p[1], s.State.VideoWidth, s.State.VideoHeight, "point");
+            if (req.Box is not null) PromptChecks.CheckBox(req.Box, s.State.VideoWidth, s.State.VideoHeight, "box");
+            var (fm, _) = await gate.RunAsync(() =>
+            {
+                var (f, ids, masks) = s.Predictor.AddNewPointsOrBox(s.State, req.Frame, req.ObjId, req.Points, req.Labels, clearOldPoints: true, box: req.Box);
+                using (masks) return s.Store(f, ids, masks);
+            });
+            return fm;
+        }).Produces<FrameMasks>().Produces<ErrorBody>(400).Produces<ErrorBody>(409)
+          .WithSummary("Sets one object's prompts on a frame (replacing its earlier ones there) and returns every object's mask on that frame");
+
+        app.MapPost("/api/videos/{id}/track", (string id, PropagateRequest req, ModelGate gate, VideoSessions videos) =>
+        {
+            var s = videos.Get(id);
+            if (req.Start < 0 || req.Start >= s.State.NumFrames) throw new ApiException(400, $"start {req.Start} is outside the video (0..{s.State.NumFrames - 1})");
+            if (s.State.ObjectCount == 0) throw new ApiException(400, "prompt an object on a frame before tracking");
+            lock (s.Sync)
+            {
+                NotTracking(s);
+                s.Running = true;
+                s.Cancel = false;
+                s.Log.Clear();
+                s.Done = 0;
+                s.Total = req.Reverse ? req.Start + 1 : s.State.NumFrames - req.Start;
+                s.Error = null;
+            }
+            // the whole pass holds the model (image clicks wait for it); frames are readable as they are done
+            s.Job = Task.Run(async () =>
+            {
+                try
+                {
+                    await gate.RunAsync(() =>
+                    {
+                        foreach (var (f, ids, masks) in s.Predictor.PropagateInVideo(s.State, req.Start, reverse: req.Reverse))
+                        {
+                            using (masks) s.Store(f, ids, masks);
+                            lock (s.Sync) { s.Log.Add(f); s.Done++; }
+                            if (s.Cancel) break;
+                        }
+                        return 0;
+                    });
+                }
+                catch (Exception e)
+                {
+                    lock (s.Sync) s.Error = Describe(e).message;
+                }
+                finally
+                {
+                    s.Running = false;
+                }
+            });
+            return Results.Accepted($"/api/videos/{id}/track", Status(s, 0));
+        }).Produces<TrackStatus>(202).Produces<ErrorBody>(409)
+          .WithSummary("Starts tracking every object from a frame, forwards or backwards (poll GET .../track for the frames as they are done)");
+
+        app.MapGet("/api/videos/{id}/track", (string id, int? since, VideoSessions videos) => Status(videos.Get(id), since ?? 0))
+           .WithSummary("Tracking progress and the masks of the frames done since 'since' (an index into this pass's frames)");
+
+        app.MapPost("/api/videos/{id}/stop", (string id, VideoSessions videos) =>
+        {
+            var s = videos.Get(id);
+            s.Cancel = true;
+            return Results.NoContent();
+        }).WithSummary("Stops tracking after the current frame");
+
+        app.MapDelete("/api/videos/{id}/objects/{objId:int}", async (string id, int objId, ModelGate gate, VideoSessions videos) =>
+        {
+            var s = videos.Get(id);
+            NotTracking(s);
+            if (!s.State.ObjectIds.Contains(objId)) throw new ApiException(404, $"no object {objId} in this video");
+            var (ids, _) = await gate.RunAsync(() =>
+            {
+                var (remaining, updated) = s.Predictor.RemoveObject(s.State, objId, strict: true, needOutput: false);
+                foreach (var (_, t) in updated) t.Dispose();
+                return remaining;
+            });
+            lock (s.Sync)
+                foreach (var f in s.Masks.Keys.ToList())
+                    s.Masks[f] = s.Masks[f] with { Objects = s.Masks[f].Objects.Where(o => o.Id != objId).ToList() };
+            return Results.Json(new { objectIds = ids });
+        }).WithSummary("Removes an object from every frame");
+
+        app.MapGet("/api/videos/{id}/export", (string id, VideoSessions videos) =>
+        {
+            var s = videos.Get(id);
+            NotTracking(s);
+            return Results.File(s.Export(), "application/zip", Path.GetFileNameWithoutExtension(s.Name) + ".masks.zip");
+        }).WithSummary("masks.json (COCO RLE per frame and object, as torchsam2 track writes it) and masks/NNNNN.png (object ids as pixel values) in a zip");
+
+        app.MapDelete("/api/videos/{id}", async (string id, ModelGate gate, VideoSessions videos) =>
+        {
+            var s = videos.Remove(id) ?? throw new ApiException(404, "no such video (already closed)");
+            s.Cancel = true;
+            if (s.Job is { } job) await job;
+            await gate.RunAsync(() => { s.Dispose(); return 0; });
+            return Results.NoContent();
+        }).WithSummary("Closes a video and frees its state");
+    }
+
+    private static void NotTracking(VideoSession s)
+    {
+        if (s.Running) throw new ApiException(409, "tracking is running on this video: wait for it or stop it");
+    }
+
+    private static TrackStatus Status(VideoSession s, int since)
+    {
+        lock (s.Sync)
+        {
+            since = Math.Clamp(since, 0, s.Log.Count);
+            var frames = s.Log.Skip(since).Select(f => s.Masks[f]).ToList();
+            return new TrackStatus(s.Running, s.Done, s.Total, s.Error, s.Log.Count, frames);
+        }
+    }
+
+    private static async Task<IResult> OpenVideo(string path, string name, string? temp, ServerOptions o, ModelGate gate, VideoSessions videos)
+    {
+        videos.Reserve();
+        var (session, _) = await gate.RunAsync(() =>
+        {
+            var predictor = videos.NewPredictor(gate.Model);
+            VideoSession s;
+            try { s = new VideoSession(Guid.NewGuid().ToString("N"), name, path, predictor) { TempFile = temp }; }
+            catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException && e is not ApiException)
+            {
+                throw new ApiException(e is LimitExceededException ? 413 : 400, $"cannot open '{Clip(name)}' as a video: {OneLine(e.Message)}");
+            }
+            try
+            {
+                CheckPixels(s.State.VideoWidth, s.State.VideoHeight, o, name);
+                videos.Add(s);
+            }
+            catch { s.Dispose(); throw; }
+            return s;
+        });
+        return Results.Json(new VideoInfo(session.Id, name, session.State.NumFrames, session.State.VideoWidth, session.State.VideoHeight));
+    }
+
+    private static void CheckPrompts(float[][]? points, int[]? labels, float[]? box)
+    {
+        if (points is null && box is null) throw new ApiException(400, "give at least one point or a box");
+        if (points is not null && (labels is null || labels.Length != points.Length))
+            throw new ApiException(400, $"{points.Length} point(s) need as many labels (1 foreground, 0 background), got {labels?.Length ?? 0}");
+        if (labels is not null && labels.Any(l => l is not (0 or 1)))
+            throw new ApiException(400, $"labels must be 1 (foreground) or 0 (background), got [{string.Join(", ", labels.Take(8))}]");
+        if (points is { Length: > 64 }) throw new ApiException(400, $"at most 64 points per object, got {points.Length}");
+    }
+
     private static async Task<IResult> Open(HttpContext ctx, RgbImage image, string name, ModelGate gate, ImageSessions sessions)
     {
         var session = new ImageSession(Guid.NewGuid().ToString("N"), name, image);
@@ -219,12 +428,7 @@ public static class Sam2Server
         var total = Stopwatch.StartNew();
         string format = (req.Format ?? "rle").ToLowerInvariant();
         if (format is not ("rle" or "png" or "both")) throw new ApiException(400, $"format must be rle, png or both, got '{Clip(req.Format)}'");
-        if (req.Points is null && req.Box is null) throw new ApiException(400, "give at least one point or a box");
-        if (req.Points is not null && (req.Labels is null || req.Labels.Length != req.Points.Length))
-            throw new ApiException(400, $"{req.Points.Length} point(s) need as many labels (1 foreground, 0 background), got {req.Labels?.Length ?? 0}");
-        if (req.Labels is not null && req.Labels.Any(l => l is not (0 or 1)))
-            throw new ApiException(400, $"labels must be 1 (foreground) or 0 (background), got [{string.Join(", ", req.Labels.Take(8))}]");
-        if (req.Points is { Length: > 64 }) throw new ApiException(400, $"at most 64 points per object, got {req.Points.Length}");
+        CheckPrompts(req.Points, req.Labels, req.Box);
         var session = sessions.Get(id);
         double encodeMs = 0, decodeMs = 0, masksMs = 0;
         var (result, waitMs) = await gate.RunAsync(() =>

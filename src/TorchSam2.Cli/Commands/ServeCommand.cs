@@ -46,6 +46,10 @@ internal static class ServeCommand
                 MaxSessions = pr.GetValue(maxSessions),
                 MaxEmbeddings = Math.Min(pr.GetValue(maxEmbeddings), pr.GetValue(maxSessions)),
                 ModelName = Path.GetFileName(ckpt),
+                // the video sessions apply the config's video options (as track does)
+                Config = Common.Doing("reading the config", () => cfg is null
+                    ? TorchSam2.Configs.Sam2ConfigLoader.LoadBuiltIn(ModelLoader.DetectVariant(ckpt))
+                    : TorchSam2.Configs.Sam2ConfigLoader.LoadFileOrBuiltIn(cfg)),
             };
             int portValue = pr.GetValue(port);
             using var app = Sam2Server.Build(options, model);

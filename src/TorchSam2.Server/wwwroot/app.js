@@ -343,12 +343,24 @@ $('exportcoco').onclick = () => {
   download(im.name.replace(/\.[^.]*$/, '') + '.coco.json', new Blob([JSON.stringify(coco, null, 1)], { type: 'application/json' }));
 };
 
+// ---- modes -------------------------------------------------------------------------------------------------------
+function showMode(mode) {
+  $('image-mode').hidden = mode !== 'image';
+  $('video-mode').hidden = mode !== 'video';
+  $('tab-image').classList.toggle('sel', mode === 'image');
+  $('tab-video').classList.toggle('sel', mode === 'video');
+  if (mode === 'image') fitCanvas();
+}
+$('tab-image').onclick = () => showMode('image');
+$('tab-video').onclick = () => showMode('video');
+
 // ---- start --------------------------------------------------------------------------------------------------------
 (async () => {
   try {
     const info = state.info = await api('GET', '/api/info');
     $('model').textContent = `${info.model} · ${info.imageSize}px input`;
     $('rootbox').hidden = !info.rootServed;
+    $('vrootbox').hidden = !info.rootServed;
   } catch (e) { fail(e); }
   refresh();
 })();
