@@ -60,9 +60,9 @@ public sealed class BrowserTests(ModelFixture fixture) : IDisposable
     }
 
     /// <summary>Pixels of the canvas screenshot where the overlay colour shows: blue (object 1) or tomato (object 2) over the grey sheet.</summary>
-    private static async Task<(int blue, int red)> CountOverlay(IPage page)
+    private static async Task<(int blue, int red)> CountOverlay(IPage page, string canvas = "#view")
     {
-        var shot = ImageIO.Decode(await page.Locator("#view").ScreenshotAsync());
+        var shot = ImageIO.Decode(await page.Locator(canvas).ScreenshotAsync());
         int blue = 0, red = 0;
         for (int i = 0; i < shot.Width * shot.Height; i++)
         {
@@ -74,9 +74,9 @@ public sealed class BrowserTests(ModelFixture fixture) : IDisposable
     }
 
     /// <summary>Clicks (or drags) at image pixel coordinates on the canvas, whatever its display scale.</summary>
-    private static async Task<(float x, float y)> ToScreen(IPage page, float x, float y, int width, int height)
+    private static async Task<(float x, float y)> ToScreen(IPage page, float x, float y, int width, int height, string canvas = "#view")
     {
-        var box = (await page.Locator("#view").BoundingBoxAsync())!;
+        var box = (await page.Locator(canvas).BoundingBoxAsync())!;
         return (box.X + (x + 0.5f) * box.Width / width, box.Y + (y + 0.5f) * box.Height / height);
     }
 
@@ -174,6 +174,54 @@ public sealed class BrowserTests(ModelFixture fixture) : IDisposable
         Assert.Equal(0, await page.EvaluateAsync<int>("() => window.sam.state.objects[1].masks.length"));
         var (_, red2) = await CountOverlay(page);
         Assert.Equal(red0, red2);
+    }
+
+    [Fact]
+    public async Task VideoPage_PromptTrackScrubCorrect()
+    {
+        VideoTests.Frames(_dir);
+        await using var session = await StartAsync(new ServerOptions { Root = _dir });
+        var page = session.Page;
+        await page.ClickAsync("#tab-video");
+        await page.FillAsync("#vrootpath", "frames");
+        await page.ClickAsync("#vrootopen");
+        await page.WaitForFunctionAsync("() => document.getElementById('vstatus').textContent.includes('6 frames')");
+        // the canvas is shown enlarged: 96 px frames
+        await page.EvaluateAsync("() => { const c = document.getElementById('vview'); c.style.width = '480px'; c.style.height = '480px'; }");
+
+        // a click on the block in frame 0: its mask (blue) shows
+        var (cx, cy) = await ToScreen(page, 35, 48, 96, 96, "#vview");
+        await page.RunAndWaitForResponseAsync(() => page.Mouse.ClickAsync(cx, cy), r => r.Url.Contains("/prompt", StringComparison.Ordinal) && r.Status == 200);
+        await page.WaitForFunctionAsync("() => window.sam.video.masks.has(0)");
+        Assert.True(await page.EvaluateAsync<int>("() => window.sam.video.masks.get(0).objects[0].area") > 500);
+        Assert.True((await CountOverlay(page, "#vview")).blue > 1000);
+
+        // track forwards: the frames come in and the slider follows them to the last one
+        await page.ClickAsync("#vfwd");
+        await page.WaitForFunctionAsync("() => document.getElementById('vstatus').textContent.startsWith('tracked')");
+        Assert.Equal("tracked 6 frame(s) forwards. Scrub to check; click a frame to correct it and track again.", await page.Locator("#vstatus").TextContentAsync());
+        Assert.Equal("5", await page.InputValueAsync("#vslider"));
+        Assert.Equal(6, await page.EvaluateAsync<int>("() => window.sam.video.masks.size"));
+
+        // scrub to frame 3: the canvas shows that frame (the block starts at x = 29 there)
+        await page.Locator("#vslider").FillAsync("3");
+        await page.WaitForFunctionAsync("() => document.getElementById('vframe').textContent === 'frame 3 / 5'");
+        await page.EvaluateAsync("() => new Promise(r => setTimeout(r, 200))");
+        var dark = await page.EvaluateAsync<int[]>("() => { const d = document.getElementById('vview').getContext('2d').getImageData(0, 48, 96, 1).data; return [d[27 * 4], d[31 * 4], d[60 * 4]]; }");
+        Assert.True(dark[0] > 100 && dark[2] > 100, $"background at x=27 and 60 on frame 3: {string.Join(",", dark)}");
+
+        // a correction click on frame 3, then track again from there
+        var (kx, ky) = await ToScreen(page, 44, 48, 96, 96, "#vview");
+        await page.RunAndWaitForResponseAsync(() => page.Mouse.ClickAsync(kx, ky), r => r.Url.Contains("/prompt", StringComparison.Ordinal) && r.Status == 200);
+        await page.WaitForFunctionAsync("() => window.sam.video.masks.get(3).objects[0].area > 500");
+        Assert.True((await CountOverlay(page, "#vview")).blue > 1000);
+        if (DocsDir is { } docs) await page.ScreenshotAsync(new() { Path = Path.Combine(docs, "serve-video.png") });
+        // (tracking recomputes a corrected non-conditioning frame with its clicks and the memory, as upstream does)
+        await page.ClickAsync("#vfwd");
+        await page.WaitForFunctionAsync("() => document.getElementById('vstatus').textContent.startsWith('tracked 3 frame(s)')");
+
+        var zip = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("#vexport"));
+        Assert.Equal("frames.masks.zip", zip.SuggestedFilename);
     }
 
     [Fact]
