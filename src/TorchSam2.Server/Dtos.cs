@@ -32,3 +32,9 @@ public sealed record FolderListing(string Path, IReadOnlyList<FileEntry> Entries
 /// <summary>The model and the bounds the server runs with.</summary>
 public sealed record ServerInfo(string Model, int ImageSize, bool RootServed, long MaxUploadBytes, long MaxImagePixels, int MaxSessions,
                                 int MaxEmbeddings, int MaxPendingEncodes, int Sessions, int Embeddings);
+
+/// <summary>One glyph as <c>torchsam2 glyphs</c> writes it: id, prompt box (x0, y0, x1, y1), bbox (x, y, w, h), score, area, mask.</summary>
+public sealed record GlyphJson(int Id, float[] Box, int[] Bbox, float? Score, long Area, RleJson Segmentation);
+
+/// <summary>Every glyph of a sheet, the crops the pipeline encoded, and the time it took.</summary>
+public sealed record GlyphsResponse(string FileName, int Height, int Width, int Crops, IReadOnlyList<GlyphJson> Glyphs, double Ms);

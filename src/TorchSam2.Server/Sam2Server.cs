@@ -197,6 +197,31 @@ public static class Sam2Server
            .Produces<PredictResponse>().Produces<ErrorBody>(400).Produces<ErrorBody>(404)
            .WithSummary("Masks for one object's prompts; the Server-Timing header splits queue, encode (only after eviction), decoder and mask encoding");
 
+        app.MapPost("/api/images/{id}/glyphs", async (HttpContext ctx, string id, ModelGate gate, ImageSessions sessions) =>
+        {
+            var session = sessions.Get(id);
+            var sw = Stopwatch.StartNew();
+            var (glyphs, waitMs) = await gate.EncodeAsync(() =>
+            {
+                // the glyph pipeline encodes its own crops (the session's embedding stays as it is)
+                using var predictor = new Sam2ImagePredictor(gate.Model);
+                var segmenter = new TorchSam2.Glyphs.GlyphSegmenter(predictor);
+                var found = segmenter.Segment(session.Image);
+                int h = session.Image.Height, w = session.Image.Width;
+                return (found.Select(g =>
+                {
+                    var rle = g.ToRle(h, w);
+                    var (bx, by, bw, bh) = g.Mask.BBox;
+                    return new GlyphJson(g.Id + 1, g.Box, [bx, by, bw, bh], float.IsFinite(g.Score) ? g.Score : null, rle.Area(),
+                                         new RleJson([rle.Height, rle.Width], rle.ToCocoString()));
+                }).ToList(), segmenter.LastCropCount);
+            }, ctx.RequestAborted);
+            double ms = sw.Elapsed.TotalMilliseconds;
+            SetTiming(ctx, ("queue", waitMs), ("glyphs", ms - waitMs), ("total", ms));
+            return new GlyphsResponse(session.Name, session.Image.Height, session.Image.Width, glyphs.LastCropCount, glyphs.Item1, Math.Round(ms, 1));
+        }).Produces<GlyphsResponse>().Produces<ErrorBody>(503)
+          .WithSummary("Segments every glyph of the image as a font specimen (the glyph pipeline: candidates from the ink, a box prompt each on crops)");
+
         app.MapDelete("/api/images/{id}", async (string id, ModelGate gate, ImageSessions sessions) =>
         {
             var s = sessions.Remove(id) ?? throw new ApiException(404, "no such image (already closed or evicted)");

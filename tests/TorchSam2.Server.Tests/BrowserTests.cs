@@ -225,6 +225,62 @@ public sealed class BrowserTests(ModelFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task GlyphSheet_SegmentSelectFixUndoExport()
+    {
+        // the top-left 256×128 of the demo specimen: a few lines of glyphs
+        var sheet = ImageIO.Read(TestPaths.Specimen);
+        const int W = 256, H = 128;
+        var px = new byte[W * H * 3];
+        for (int y = 0; y < H; y++) Array.Copy(sheet.Pixels, y * sheet.Width * 3, px, y * W * 3, W * 3);
+        string file = Path.Combine(_dir, "sheet.png");
+        File.WriteAllBytes(file, Sam2Server.EncodePng(px, H, W, 3));
+        // what the library finds on it
+        List<TorchSam2.Glyphs.GlyphResult> expected;
+        using (var predictor = new Sam2ImagePredictor(fixture.Model))
+            expected = new TorchSam2.Glyphs.GlyphSegmenter(predictor).Segment(new RgbImage(px, H, W));
+        Assert.True(expected.Count >= 5, $"{expected.Count} glyphs");
+
+        await using var session = await StartAsync();
+        var page = session.Page;
+        await page.Locator("#file").SetInputFilesAsync(file);
+        await page.WaitForFunctionAsync("() => document.getElementById('status').textContent.includes('encoded in')");
+        await page.ClickAsync("#glyphs");
+        await page.WaitForFunctionAsync("() => document.getElementById('status').textContent.includes('glyph(s) from')");
+        Assert.Equal(expected.Count, await page.EvaluateAsync<int>("() => window.sam.state.objects.length"));
+        Assert.Equal(expected[0].ToRle(H, W).ToCocoString(), await page.EvaluateAsync<string>("() => window.sam.state.objects[0].masks[0].rle.counts"));
+        // every glyph is drawn: coloured pixels over the grey sheet
+        var shot = ImageIO.Decode(await page.Locator("#view").ScreenshotAsync());
+        int coloured = Enumerable.Range(0, shot.Width * shot.Height)
+            .Count(i => shot.Pixels.AsSpan(i * 3, 3).ToArray() is var c && c.Max() - c.Min() > 60);
+        Assert.True(coloured > 500, $"{coloured} coloured pixels");
+        if (DocsDir is { } docs) await page.ScreenshotAsync(new() { Path = Path.Combine(docs, "serve-glyphs.png") });
+
+        // a click on glyph 3 selects it; a second click fixes it with its box and the click; undo brings the pipeline's mask back
+        var g = expected[2];
+        float gx = (g.Box[0] + g.Box[2]) / 2, gy = (g.Box[1] + g.Box[3]) / 2;
+        var (cx, cy) = await ToScreen(page, gx, gy, W, H);
+        await page.Mouse.ClickAsync(cx, cy);
+        int selected = await page.EvaluateAsync<int>("() => window.sam.state.current.id");
+        Assert.Contains(selected, expected.Where(e => gx >= e.Box[0] && gx <= e.Box[2] && gy >= e.Box[1] && gy <= e.Box[3]).Select(e => e.Id + 1));
+        string before = await page.EvaluateAsync<string>("() => { const o = window.sam.state.current; return o.masks[o.choice].rle.counts; }");
+        await PredictAfter(page, () => page.Mouse.ClickAsync(cx, cy));
+        Assert.Equal(1, await page.EvaluateAsync<int>("() => window.sam.state.current.points.length"));
+        Assert.NotNull(await page.EvaluateAsync<float[]?>("() => window.sam.state.current.box"));
+        await page.ClickAsync("#undo");
+        Assert.Equal(before, await page.EvaluateAsync<string>("() => { const o = window.sam.state.current; return o.masks[o.choice].rle.counts; }"));
+
+        var dl = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("#exportglyphs"));
+        Assert.Equal("glyphs.json", dl.SuggestedFilename);
+        string path = Path.Combine(_dir, "glyphs.json");
+        await dl.SaveAsAsync(path);
+        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        var glyphs = doc.RootElement.GetProperty("glyphs");
+        Assert.Equal(expected.Count, glyphs.GetArrayLength());
+        Assert.Equal(expected[1].ToRle(H, W).ToCocoString(), glyphs[1].GetProperty("segmentation").GetProperty("counts").GetString());
+        Assert.Equal(expected[1].Box, glyphs[1].GetProperty("box").EnumerateArray().Select(e => e.GetSingle()));
+    }
+
+    [Fact]
     public async Task ImagePage_ShowsErrors()
     {
         await using var session = await StartAsync(new ServerOptions { MaxUploadBytes = 4096 });

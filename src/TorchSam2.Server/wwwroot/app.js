@@ -112,12 +112,12 @@ async function browse(path) {
 }
 
 // ---- objects ----------------------------------------------------------------------------------------------------
-function newObject() {
+function newObject(silent = false) {
   const id = state.nextId++;
   const o = { id, color: COLORS[(id - 1) % COLORS.length], points: [], labels: [], box: null, history: [], masks: [], choice: 0, layer: null, seq: 0 };
   state.objects.push(o);
   state.current = o;
-  refresh();
+  if (!silent) refresh();
   return o;
 }
 function removeObject(o) {
@@ -125,7 +125,7 @@ function removeObject(o) {
   if (state.current === o) state.current = state.objects[state.objects.length - 1] || null;
   refresh();
 }
-function snapshot(o) { o.history.push({ points: o.points.map(p => p.slice()), labels: o.labels.slice(), box: o.box && o.box.slice() }); }
+function snapshot(o) { o.history.push({ points: o.points.map(p => p.slice()), labels: o.labels.slice(), box: o.box && o.box.slice(), masks: o.masks, choice: o.choice }); }
 
 function addPoint(x, y, label) {
   const o = state.current || newObject();
@@ -144,8 +144,10 @@ function undo() {
   if (!o) return;
   if (o.history.length === 0) { if (state.objects.length > 1) removeObject(o); return; }
   const h = o.history.pop();
-  o.points = h.points; o.labels = h.labels; o.box = h.box;
-  if (o.points.length === 0 && !o.box) { o.masks = []; o.layer = null; refresh(); } else predict(o);
+  o.seq++; // an answer still on its way is for the state undone
+  o.points = h.points; o.labels = h.labels; o.box = h.box; o.masks = h.masks; o.choice = h.choice;
+  paintLayer(o);
+  refresh();
 }
 
 async function predict(o) {
@@ -269,6 +271,7 @@ function refresh() {
   $('newobj').disabled = !has; $('clear').disabled = !has;
   $('undo').disabled = !(cur && (cur.history.length || state.objects.length > 1));
   $('exportpng').disabled = !(cur && cur.masks.length); $('exportcoco').disabled = !anyMask;
+  $('glyphs').disabled = !has; $('exportglyphs').disabled = !state.objects.some(o => o.glyph);
   draw();
 }
 
@@ -305,8 +308,11 @@ window.addEventListener('mouseup', () => {
   if (!drag) return;
   const d = drag;
   drag = null;
-  if (d.moved) setBox([Math.min(d.x0, d.x1), Math.min(d.y0, d.y1), Math.max(d.x0, d.x1), Math.max(d.y0, d.y1)].map(v => Math.round(v)));
-  else addPoint(Math.round(d.x0), Math.round(d.y0), d.label);
+  if (d.moved) { setBox([Math.min(d.x0, d.x1), Math.min(d.y0, d.y1), Math.max(d.x0, d.x1), Math.max(d.y0, d.y1)].map(v => Math.round(v))); return; }
+  // a click on another glyph selects it; the next click fixes it with the same prompts (its box and the clicks)
+  const hit = state.objects.find(o => o.glyph && o !== state.current && o.box && d.x0 >= o.box[0] && d.x0 <= o.box[2] && d.y0 >= o.box[1] && d.y0 <= o.box[3]);
+  if (hit) { state.current = hit; refresh(); status(`glyph ${hit.id} selected: click to add to it, Shift+click to remove, Undo to go back`); return; }
+  addPoint(Math.round(d.x0), Math.round(d.y0), d.label);
 });
 
 // ---- buttons ------------------------------------------------------------------------------------------------------
@@ -341,6 +347,36 @@ $('exportcoco').onclick = () => {
   });
   const coco = { images: [{ id: 1, file_name: im.name, width: im.width, height: im.height }], annotations: anns, categories: [{ id: 1, name: 'object' }] };
   download(im.name.replace(/\.[^.]*$/, '') + '.coco.json', new Blob([JSON.stringify(coco, null, 1)], { type: 'application/json' }));
+};
+
+// ---- glyph sheets -------------------------------------------------------------------------------------------------
+$('glyphs').onclick = async () => {
+  try {
+    busy(true);
+    const t0 = performance.now();
+    const timer = setInterval(() => status(`segmenting every glyph … ${((performance.now() - t0) / 1000).toFixed(1)} s`), 100);
+    let r;
+    try { r = await api('POST', `/api/images/${state.image.id}/glyphs`); } finally { clearInterval(timer); }
+    state.objects = []; state.nextId = 1;
+    for (const g of r.glyphs) {
+      const o = newObject(true);
+      Object.assign(o, { glyph: true, box: g.box, masks: [{ rle: g.segmentation, score: g.score, area: g.area, logits: null }], choice: 0 });
+      paintLayer(o);
+    }
+    state.current = null;
+    refresh();
+    busy(false);
+    status(`${r.glyphs.length} glyph(s) from ${r.crops} crop(s) in ${(r.ms / 1000).toFixed(1)} s. Click a glyph to select it, then click to fix it.`);
+  } catch (e) { fail(e); }
+};
+$('exportglyphs').onclick = () => {
+  const im = state.image;
+  const glyphs = state.objects.filter(o => o.glyph && o.masks.length).map(o => {
+    const m = o.masks[o.choice];
+    return { id: o.id, box: o.box, bbox: o.bbox, score: m.score, area: m.area, segmentation: m.rle };
+  });
+  const json = { file_name: im.name, height: im.height, width: im.width, glyphs };
+  download('glyphs.json', new Blob([JSON.stringify(json, null, 1)], { type: 'application/json' }));
 };
 
 // ---- modes -------------------------------------------------------------------------------------------------------
