@@ -481,7 +481,9 @@ public static class Sam2Server
             t.Restart();
             int n = session.Predictions++;
             var masks = new List<MaskResult>();
+            // temporaries of the mask conversions are freed with the scope, not left to the finalizer
             using (var _ = inference_mode())
+            using (var scope = NewDisposeScope())
             {
                 for (int c = 0; c < scores.Length; c++)
                 {
@@ -494,7 +496,7 @@ public static class Sam2Server
                         png = Convert.ToBase64String(EncodePng(u8.bytes, session.Image.Height, session.Image.Width, 1));
                     }
                     string logitsId = $"{n}.{c}";
-                    session.Logits.AddLast((logitsId, pred.LowResMasks.narrow(0, c, 1).clone()));
+                    session.Logits.AddLast((logitsId, pred.LowResMasks.narrow(0, c, 1).clone().DetachFromDisposeScope()));
                     while (session.Logits.Count > o.MaxLogitsPerSession)
                     {
                         session.Logits.First!.Value.logits.Dispose();

@@ -98,6 +98,8 @@ internal sealed class VideoSession : IDisposable
     public FrameMasks Store(int frame, IReadOnlyList<int> ids, Tensor logits)
     {
         var objects = new List<FrameObject>();
+        using var _ = inference_mode();
+        using var scope = NewDisposeScope();
         for (int o = 0; o < ids.Count; o++)
         {
             using var l = logits[o, 0];
