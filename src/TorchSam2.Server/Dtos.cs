@@ -38,3 +38,12 @@ public sealed record GlyphJson(int Id, float[] Box, int[] Bbox, float? Score, lo
 
 /// <summary>Every glyph of a sheet, the crops the pipeline encoded, and the time it took.</summary>
 public sealed record GlyphsResponse(string FileName, int Height, int Width, int Crops, IReadOnlyList<GlyphJson> Glyphs, double Ms);
+
+/// <summary>Automatic masks: points per side of the grid (1..64) and the two filters (as <c>torchsam2 auto</c>).</summary>
+public sealed record AutoRequest(int PointsPerSide = 16, double PredIouThresh = 0.8, double StabilityScoreThresh = 0.95);
+
+/// <summary>One automatic mask: bbox (x, y, w, h), area, predicted IoU, stability score, the point that found it, COCO RLE.</summary>
+public sealed record AutoMask(int Id, float[] Bbox, long Area, float? PredictedIou, float? StabilityScore, float[] Point, RleJson Segmentation);
+
+/// <summary>Every automatic mask of an image, largest first.</summary>
+public sealed record AutoResponse(IReadOnlyList<AutoMask> Masks, double Ms);

@@ -222,6 +222,31 @@ public static class Sam2Server
         }).Produces<GlyphsResponse>().Produces<ErrorBody>(503)
           .WithSummary("Segments every glyph of the image as a font specimen (the glyph pipeline: candidates from the ink, a box prompt each on crops)");
 
+        app.MapPost("/api/images/{id}/auto", async (HttpContext ctx, string id, AutoRequest req, ModelGate gate, ImageSessions sessions) =>
+        {
+            if (req.PointsPerSide is < 1 or > 64) throw new ApiException(400, $"pointsPerSide must be in 1..64, got {req.PointsPerSide}");
+            if (!(req.PredIouThresh is >= 0 and <= 1) || !(req.StabilityScoreThresh is >= 0 and <= 1))
+                throw new ApiException(400, "predIouThresh and stabilityScoreThresh must be in [0, 1]");
+            var session = sessions.Get(id);
+            var sw = Stopwatch.StartNew();
+            var (masks, waitMs) = await gate.EncodeAsync(() =>
+            {
+                var options = new AutomaticMaskGeneratorOptions
+                {
+                    PointsPerSide = req.PointsPerSide, PredIouThresh = req.PredIouThresh, StabilityScoreThresh = req.StabilityScoreThresh,
+                };
+                using var generator = new AutomaticMaskGenerator(gate.Model, options);
+                var records = generator.Generate(session.Image);
+                static float? F(float v) => float.IsFinite(v) ? v : null;
+                return records.OrderByDescending(r => r.Area).Select((r, i) => new AutoMask(i + 1, r.Bbox, r.Area, F(r.PredictedIou), F(r.StabilityScore),
+                    r.PointCoords.FirstOrDefault() ?? [], new RleJson([r.Rle.Height, r.Rle.Width], r.Rle.ToCocoString()))).ToList();
+            }, ctx.RequestAborted);
+            double ms = sw.Elapsed.TotalMilliseconds;
+            SetTiming(ctx, ("queue", waitMs), ("auto", ms - waitMs), ("total", ms));
+            return new AutoResponse(masks, Math.Round(ms, 1));
+        }).Produces<AutoResponse>().Produces<ErrorBody>(400).Produces<ErrorBody>(503)
+          .WithSummary("Every mask of the image (SAM 2's automatic mask generator on a point grid), largest first");
+
         app.MapDelete("/api/images/{id}", async (string id, ModelGate gate, ImageSessions sessions) =>
         {
             var s = sessions.Remove(id) ?? throw new ApiException(404, "no such image (already closed or evicted)");

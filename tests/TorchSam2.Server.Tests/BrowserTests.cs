@@ -281,6 +281,42 @@ public sealed class BrowserTests(ModelFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task AutoMasks_OverlayAndHoverInfo()
+    {
+        string file = Path.Combine(VideoTests.Frames(_dir), "00000.png");
+        // the library on the same image and settings (the demo model's scores are low: loose filters)
+        var options = new AutomaticMaskGeneratorOptions { PointsPerSide = 16, PredIouThresh = 0.2, StabilityScoreThresh = 0.5 };
+        List<MaskRecord> expected;
+        using (var generator = new AutomaticMaskGenerator(fixture.Model, options)) expected = generator.Generate(ImageIO.Read(file));
+        Assert.NotEmpty(expected);
+
+        await using var session = await StartAsync();
+        var page = session.Page;
+        await page.Locator("#file").SetInputFilesAsync(file);
+        await page.WaitForFunctionAsync("() => document.getElementById('status').textContent.includes('encoded in')");
+        await page.FillAsync("#autogrid", "16");
+        await page.FillAsync("#autoiou", "0.2");
+        await page.FillAsync("#autostab", "0.5");
+        await page.ClickAsync("#auto");
+        await page.WaitForFunctionAsync("() => document.getElementById('status').textContent.includes('automatic mask(s)')");
+        Assert.Equal(expected.Count, await page.EvaluateAsync<int>("() => window.sam.state.auto.masks.length"));
+        var largest = expected.MaxBy(r => r.Area)!;
+        Assert.Equal(largest.Rle.ToCocoString(), await page.EvaluateAsync<string>("() => window.sam.state.auto.masks[0].segmentation.counts"));
+        var (blue, red) = await CountOverlay(page);
+        Assert.True(blue + red > 200, $"overlay pixels: {blue} blue, {red} tomato");
+
+        // hovering a pixel of the smallest mask there names that mask
+        var top = expected.OrderBy(r => r.Area).First(r => r.ToMask().Any(v => v));
+        int k = Array.IndexOf(top.ToMask(), true);
+        var (hx, hy) = await ToScreen(page, k % 96, k / 96, 96, 96);
+        await page.Mouse.MoveAsync(hx, hy);
+        await page.WaitForFunctionAsync("() => !document.getElementById('tip').hidden");
+        string tip = (await page.Locator("#tip").TextContentAsync())!;
+        Assert.Matches(@"^mask \d+ · \d+ px · IoU 0\.\d{3} · stability 0\.\d{3} · bbox ", tip);
+        if (DocsDir is { } docs) await page.ScreenshotAsync(new() { Path = Path.Combine(docs, "serve-auto.png") });
+    }
+
+    [Fact]
     public async Task ImagePage_ShowsErrors()
     {
         await using var session = await StartAsync(new ServerOptions { MaxUploadBytes = 4096 });

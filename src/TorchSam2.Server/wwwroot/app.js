@@ -63,7 +63,7 @@ async function openWith(opener, label) {
     if (!r.ok) throw new Error(await errorText(r));
     state.bitmap = await createImageBitmap(await r.blob());
     state.image = info;
-    state.objects = []; state.current = null; state.nextId = 1;
+    state.objects = []; state.current = null; state.nextId = 1; state.auto = null;
     canvas.width = info.width; canvas.height = info.height;
     $('stage').classList.add('loaded');
     fitCanvas();
@@ -221,6 +221,7 @@ let drag = null; // { x0, y0, x1, y1, sx, sy, moved, label }
 function draw() {
   if (!state.bitmap) return;
   ctx.drawImage(state.bitmap, 0, 0);
+  if (state.auto) ctx.drawImage(state.auto.layer, 0, 0);
   for (const o of state.objects) if (o.layer) ctx.drawImage(o.layer, 0, 0);
   const r = Math.max(4, Math.round(Math.max(canvas.width, canvas.height) / 150));
   ctx.lineWidth = Math.max(2, r / 2);
@@ -271,7 +272,7 @@ function refresh() {
   $('newobj').disabled = !has; $('clear').disabled = !has;
   $('undo').disabled = !(cur && (cur.history.length || state.objects.length > 1));
   $('exportpng').disabled = !(cur && cur.masks.length); $('exportcoco').disabled = !anyMask;
-  $('glyphs').disabled = !has; $('exportglyphs').disabled = !state.objects.some(o => o.glyph);
+  $('glyphs').disabled = !has; $('auto').disabled = !has; $('exportglyphs').disabled = !state.objects.some(o => o.glyph);
   draw();
 }
 
@@ -318,7 +319,7 @@ window.addEventListener('mouseup', () => {
 // ---- buttons ------------------------------------------------------------------------------------------------------
 $('newobj').onclick = () => newObject();
 $('undo').onclick = () => undo();
-$('clear').onclick = () => { state.objects = []; state.current = null; state.nextId = 1; newObject(); status('cleared'); };
+$('clear').onclick = () => { state.auto = null; state.objects = []; state.current = null; state.nextId = 1; newObject(); status('cleared'); };
 document.addEventListener('keydown', e => { if ((e.ctrlKey || e.metaKey) && e.key === 'z') { e.preventDefault(); undo(); } });
 
 function download(name, blob) {
@@ -378,6 +379,46 @@ $('exportglyphs').onclick = () => {
   const json = { file_name: im.name, height: im.height, width: im.width, glyphs };
   download('glyphs.json', new Blob([JSON.stringify(json, null, 1)], { type: 'application/json' }));
 };
+
+// ---- automatic masks ----------------------------------------------------------------------------------------------
+// One layer with every mask (largest first, so small ones stay visible) and a map from pixel to the topmost mask.
+$('auto').onclick = async () => {
+  try {
+    busy(true);
+    const t0 = performance.now();
+    const timer = setInterval(() => status(`automatic masks … ${((performance.now() - t0) / 1000).toFixed(1)} s`), 100);
+    let r;
+    try {
+      r = await api('POST', `/api/images/${state.image.id}/auto`,
+        { pointsPerSide: +$('autogrid').value, predIouThresh: +$('autoiou').value, stabilityScoreThresh: +$('autostab').value });
+    } finally { clearInterval(timer); }
+    const w = state.image.width, h = state.image.height;
+    const top = new Int32Array(w * h).fill(-1);
+    const layer = document.createElement('canvas'); layer.width = w; layer.height = h;
+    const lc = layer.getContext('2d'), img = lc.createImageData(w, h), d = img.data;
+    r.masks.forEach((m, i) => {
+      const [cr, cg, cb] = COLORS[i % COLORS.length];
+      forEachPixel(m.segmentation, (x, y) => { const p = y * w + x; top[p] = i; d[p * 4] = cr; d[p * 4 + 1] = cg; d[p * 4 + 2] = cb; d[p * 4 + 3] = ALPHA; });
+    });
+    lc.putImageData(img, 0, 0);
+    state.auto = { masks: r.masks, top, layer };
+    busy(false);
+    draw();
+    status(`${r.masks.length} automatic mask(s) in ${(r.ms / 1000).toFixed(1)} s. Hover a mask for its numbers; Clear removes them.`);
+  } catch (e) { fail(e); }
+};
+canvas.addEventListener('mousemove', e => {
+  const tip = $('tip');
+  if (!state.auto || drag) { tip.hidden = true; return; }
+  const [x, y] = toImage(e).map(Math.floor);
+  const i = state.auto.top[y * canvas.width + x];
+  if (i === undefined || i < 0) { tip.hidden = true; return; }
+  const m = state.auto.masks[i];
+  tip.textContent = `mask ${m.id} · ${m.area} px · IoU ${fmt(m.predictedIou)} · stability ${fmt(m.stabilityScore)} · bbox ${m.bbox.map(v => Math.round(v)).join(',')}`;
+  tip.style.left = (e.clientX + 14) + 'px'; tip.style.top = (e.clientY + 14) + 'px';
+  tip.hidden = false;
+});
+canvas.addEventListener('mouseleave', () => { $('tip').hidden = true; });
 
 // ---- modes -------------------------------------------------------------------------------------------------------
 function showMode(mode) {
