@@ -34,7 +34,8 @@ public static class Sam2Server
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.Limits.MaxRequestBodySize = options.MaxUploadBytes + 1;
+            // the routes check their own caps (images, videos) and answer 413 as JSON
+            k.Limits.MaxRequestBodySize = Math.Max(options.MaxUploadBytes, options.MaxVideoUploadBytes) + 1;
             k.AddServerHeader = false;
         });
         builder.Services.AddOpenApi();
@@ -264,6 +265,13 @@ public static class Sam2Server
             var real = root.Resolve(req.Path);
             if (File.Exists(real) && !VideoReader.IsVideoFile(real))
                 throw new ApiException(400, $"'{Clip(req.Path)}' is not a video file ({string.Join(", ", VideoReader.VideoExtensions)}) or a folder of frames");
+            if (Directory.Exists(real))
+            {
+                // every frame the session will read must itself stay inside the served folder (a frame may be a link out)
+                string[] exts = [".jpg", ".jpeg", ".png"];
+                foreach (var f in Directory.EnumerateFiles(real).Where(f => exts.Contains(Path.GetExtension(f).ToLowerInvariant())))
+                    root.Resolve(root.Relative(real) + "/" + Path.GetFileName(f));
+            }
             return await OpenVideo(real, CleanName(req.Path, "video"), null, o, gate, videos);
         }).Produces<VideoInfo>().Produces<ErrorBody>(403).Produces<ErrorBody>(429)
           .WithSummary("Opens a video file or a folder of JPEG/PNG frames of the served folder (--root)");

@@ -110,6 +110,26 @@ public sealed class VideoTests(ModelFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task AFrameLinkingOutOfRoot_IsRefused()
+    {
+        string root = Path.Combine(_dir, "root"), outside = Path.Combine(_dir, "outside");
+        Directory.CreateDirectory(root);
+        Frames(outside);
+        Frames(root);
+        File.Delete(Path.Combine(root, "frames", "00003.png"));
+        File.CreateSymbolicLink(Path.Combine(root, "frames", "00003.png"), Path.Combine(outside, "frames", "00003.png"));
+        using var app = fixture.Start(new ServerOptions { Root = root });
+        using var r = await app.Client.PostAsJsonAsync("/api/videos/open", new VideoOpenRequest("frames"));
+        Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode);
+        Assert.Equal("'frames/00003.png' leads outside the served folder (a link out): refused", (await r.Content.ReadFromJsonAsync<ErrorBody>())!.Error);
+        // the same folder with every frame inside opens
+        File.Delete(Path.Combine(root, "frames", "00003.png"));
+        File.Copy(Path.Combine(outside, "frames", "00003.png"), Path.Combine(root, "frames", "00003.png"));
+        using var ok = await app.Client.PostAsJsonAsync("/api/videos/open", new VideoOpenRequest("frames"));
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+    }
+
+    [Fact]
     public async Task BadVideos_AreJsonErrors()
     {
         using var app = fixture.Start(new ServerOptions { Root = _dir });
