@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(libgtk-3-0          # OpenCvSharp4's native library links against GTK 3
           libfontconfig1      # SkiaSharp's native library
+          chromium            # the browser tests of torchsam2 serve (Playwright drives it; no browser download)
           # fonts for the glyph specimens (train and held-out faces)
           fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-freefont-ttf fonts-urw-base35)
 missing=()

@@ -47,6 +47,7 @@ try
     root.Subcommands.Add(GlyphsCommand.CreateEval());
     root.Subcommands.Add(CacheCommands.CreateDownload());
     root.Subcommands.Add(CacheCommands.CreateCache());
+    root.Subcommands.Add(ServeCommand.Create());
 
     var parse = root.Parse(args);
     if (args.Contains("--verbose")) ErrorReport.Verbose = true;

@@ -35,11 +35,15 @@ internal static class BenchCommand
         {
             Description = $"also time training steps on one image with {TrainObjects} objects and {TrainCorrections} correction clicks: decoder only (image encoder frozen) and full",
         };
+        var serve = new Option<bool>("--serve")
+        {
+            Description = "also time a click through torchsam2 serve's HTTP API on loopback (round trip as the client sees it, and the server's decoder time from Server-Timing)",
+        };
         var json = new Option<bool>("--json") { Description = "print JSON" };
         var device = Common.Device();
         var threads = Common.Threads();
         var cmd = new Command("bench", "Time the image encoder, predict and optionally automatic masks, tracking and training (median and min over repeats, warm-up excluded); report peak RSS");
-        foreach (var o in new Option[] { config, checkpoint, imageSize, imagePath, repeats, longRepeats, videoFrames, auto, train, json, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, checkpoint, imageSize, imagePath, repeats, longRepeats, videoFrames, auto, train, serve, json, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
@@ -76,6 +80,8 @@ internal static class BenchCommand
                 results["set_image_ms"] = Time(n, () => predictor.SetImage(image), dev);
                 results["predict_point_ms"] = Time(n, () => predictor.Predict([point], [1]).Dispose(), dev);
                 results["predict_box_ms"] = Time(n, () => predictor.Predict(box: boxPrompt, multimaskOutput: false).Dispose(), dev);
+                if (pr.GetValue(serve))
+                    foreach (var (k, v) in ServeClicks(model, image, point, n)) results[k] = v;
             }
             results["peak_rss_mb"] = PeakRssMb();
             if (pr.GetValue(auto))
@@ -203,6 +209,60 @@ internal static class BenchCommand
         }
         times.Sort();
         return new Stats(times[times.Count / 2], times[0]);
+    }
+
+    /// <summary>
+    /// A click through the server (Kestrel on a loopback port, the page's request: one point, three masks as RLE):
+    /// the client's round trip and the server's decoder and mask-encoding times from Server-Timing.
+    /// </summary>
+    private static Dictionary<string, object?> ServeClicks(SAM2Base model, Tensor image, float[] point, int repeats)
+    {
+        var rgb = RgbImage.FromTensor(image);
+        var png = TorchSam2.Server.Sam2Server.EncodePng(rgb.Pixels, rgb.Height, rgb.Width, 3);
+        var options = new TorchSam2.Server.ServerOptions { MaxUploadBytes = png.LongLength + 1, MaxImagePixels = (long)rgb.Width * rgb.Height };
+        using var app = TorchSam2.Server.Sam2Server.Build(options, model);
+        app.Urls.Add("http://127.0.0.1:0");
+        app.StartAsync().GetAwaiter().GetResult();
+        try
+        {
+            using var http = new System.Net.Http.HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+            using var up = http.PostAsync("/api/images", new System.Net.Http.ByteArrayContent(png)).GetAwaiter().GetResult();
+            up.EnsureSuccessStatusCode();
+            string id = JsonDocument.Parse(up.Content.ReadAsStringAsync().GetAwaiter().GetResult()).RootElement.GetProperty("id").GetString()!;
+            string body = JsonSerializer.Serialize(new { points = new[] { point }, labels = new[] { 1 }, multimask = true, format = "rle" });
+            var click = new List<double>();
+            var decoder = new List<double>();
+            var masks = new List<double>();
+            for (int i = 0; i <= repeats; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                using var r = http.PostAsync($"/api/images/{id}/predict", new System.Net.Http.StringContent(body, System.Text.Encoding.UTF8, "application/json")).GetAwaiter().GetResult();
+                r.Content.ReadAsStringAsync().GetAwaiter().GetResult();
+                double ms = sw.Elapsed.TotalMilliseconds;
+                r.EnsureSuccessStatusCode();
+                if (i == 0) continue; // warm-up
+                click.Add(ms);
+                var timing = string.Join(",", r.Headers.GetValues("Server-Timing"));
+                decoder.Add(ServerTiming(timing, "decoder"));
+                masks.Add(ServerTiming(timing, "masks"));
+            }
+            static Stats Of(List<double> t) { t.Sort(); return new Stats(t[t.Count / 2], t[0]); }
+            return new() { ["serve_image"] = $"{rgb.Width}x{rgb.Height}", ["serve_click_ms"] = Of(click), ["serve_click_decoder_ms"] = Of(decoder), ["serve_click_masks_ms"] = Of(masks) };
+        }
+        finally
+        {
+            app.StopAsync().GetAwaiter().GetResult();
+        }
+    }
+
+    private static double ServerTiming(string header, string name)
+    {
+        foreach (var part in header.Split(','))
+        {
+            var kv = part.Trim().Split(";dur=");
+            if (kv.Length == 2 && kv[0] == name) return double.Parse(kv[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return double.NaN;
     }
 
     private static Stats Time(int repeats, Action body, Device dev)
