@@ -16,9 +16,27 @@ public static class ModelLoader
     /// </summary>
     public static SAM2Base Load(string checkpoint, string? config = null, Device? device = null)
     {
-        if (!File.Exists(checkpoint)) throw new FileNotFoundException($"checkpoint not found: {checkpoint}", checkpoint);
-        var cfg = config is null ? Sam2ConfigLoader.LoadBuiltIn(DetectVariant(checkpoint)) : Sam2ConfigLoader.LoadFileOrBuiltIn(config);
+        var cfg = ResolveConfig(checkpoint, config);
         return BuildSam.build_sam2(cfg, checkpoint, device);
+    }
+
+    /// <summary>The config <see cref="Load"/> builds from: the given YAML path or built-in name, else the variant detected from the weights.</summary>
+    public static Sam2ModelConfig ResolveConfig(string checkpoint, string? config = null)
+    {
+        if (!File.Exists(checkpoint)) throw new FileNotFoundException($"checkpoint not found: {checkpoint}", checkpoint);
+        return config is null ? Sam2ConfigLoader.LoadBuiltIn(DetectVariant(checkpoint)) : Sam2ConfigLoader.LoadFileOrBuiltIn(config);
+    }
+
+    /// <summary>
+    /// A video predictor over a model from <see cref="Load"/> (the image overrides are a subset of the video ones, so the
+    /// modules are the same), with the video options of build_sam2_video_predictor (fill_hole_area 8, binarized memory
+    /// masks from clicks); <paramref name="nonOverlapMasks"/> overrides the config's non_overlap_masks when given.
+    /// </summary>
+    public static Sam2VideoPredictor VideoPredictor(SAM2Base model, string checkpoint, string? config = null, bool? nonOverlapMasks = null)
+    {
+        var cfg = BuildSam.VideoPredictorConfig(ResolveConfig(checkpoint, config));
+        if (nonOverlapMasks is bool b) cfg = cfg with { NonOverlapMasks = b };
+        return Sam2VideoPredictor.FromConfig(model, cfg, ownsModel: true);
     }
 
     /// <summary>The built-in config name for a checkpoint file, from its header (no tensor data is read).</summary>

@@ -62,6 +62,21 @@ internal static class Common
     public static TorchSam2.Modeling.SAM2Base LoadModel(string checkpoint, string? config, torch.Device device) =>
         Doing($"loading the model '{checkpoint}'", () => ModelLoader.Load(checkpoint, config, device));
 
+    /// <summary>A video predictor (owning its model) over <see cref="LoadModel"/>; see <see cref="ModelLoader.VideoPredictor"/>.</summary>
+    public static Sam2VideoPredictor LoadVideoPredictor(string checkpoint, string? config, torch.Device device, bool? nonOverlapMasks = null)
+    {
+        var model = LoadModel(checkpoint, config, device);
+        try
+        {
+            return Doing($"reading the config of '{checkpoint}'", () => ModelLoader.VideoPredictor(model, checkpoint, config, nonOverlapMasks));
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
     // ---- numeric options ------------------------------------------------------------------------------------
 
     /// <summary>A whole-number option in [min, max]; anything else is a parse error naming the option and value.</summary>
