@@ -280,3 +280,57 @@ public sealed class VosVideo
         return labels;
     }
 }
+
+/// <summary>
+/// J&amp;F of a model on a validation folder (ROOT/JPEGImages/VIDEO/*.jpg, ROOT/Annotations/VIDEO/*.png, DAVIS layout):
+/// each video segmented from its first frame's masks (<see cref="VosVideo"/>) and scored as eval-vos scores it
+/// (first and last annotated frame skipped), without writing the predictions.
+/// </summary>
+public static class VosValidation
+{
+    /// <summary>The videos of a validation folder that have both frames and annotations (sorted); a missing folder is an error.</summary>
+    public static IReadOnlyList<string> ListVideos(string root)
+    {
+        string frames = Path.Combine(root, "JPEGImages"), ann = Path.Combine(root, "Annotations");
+        if (!Directory.Exists(frames) || !Directory.Exists(ann))
+            throw new DirectoryNotFoundException($"{root} needs JPEGImages/<video>/ and Annotations/<video>/ folders");
+        var videos = Directory.GetDirectories(frames).Select(Path.GetFileName).Where(n => n is not null && Directory.Exists(Path.Combine(ann, n)))
+                              .Select(n => n!).OrderBy(n => n, StringComparer.Ordinal).ToList();
+        if (videos.Count == 0) throw new InvalidDataException($"no video in {root} has both JPEGImages/ and Annotations/ folders");
+        return videos;
+    }
+
+    /// <summary>Scores <paramref name="predictor"/> on the folder (at most <paramref name="maxVideos"/> videos when > 0).</summary>
+    public static VosBenchmarkResult Evaluate(Sam2VideoPredictor predictor, string root, int maxVideos = 0, VosInferenceOptions? options = null)
+    {
+        var names = ListVideos(root);
+        if (maxVideos > 0) names = names.Take(maxVideos).ToList();
+        string frames = Path.Combine(root, "JPEGImages"), ann = Path.Combine(root, "Annotations");
+        var scores = new List<VosVideoScore>();
+        foreach (var name in names)
+        {
+            var video = VosVideo.Open(frames, ann, name, (options ?? new VosInferenceOptions()) with { PerObject = false });
+            string annDir = Path.Combine(ann, name);
+            var gtFrames = Directory.GetFiles(annDir, "*.png").Select(Path.GetFileName).Select(n => n!).OrderBy(n => n, StringComparer.Ordinal).ToList();
+            var evalFrames = gtFrames.Skip(1).Take(Math.Max(0, gtFrames.Count - 2)).ToList();
+            var need = evalFrames.ToHashSet(StringComparer.Ordinal);
+            var preds = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+            video.Run(predictor, (f, perObj) =>
+            {
+                string n = video.FrameNames[f] + ".png";
+                if (need.Contains(n)) preds[n] = VosVideo.ToLabels(perObj, video.Height * video.Width);
+            });
+            var ev = new VosSequenceEvaluator();
+            foreach (var n in evalFrames)
+            {
+                var gt = LabelPng.Read(Path.Combine(annDir, n));
+                if (!preds.TryGetValue(n, out var p)) throw new InvalidDataException($"video '{name}': annotation {n} has no frame of that name");
+                if (gt.Height != video.Height || gt.Width != video.Width)
+                    throw new InvalidDataException($"video '{name}': annotation {n} is {gt.Width}x{gt.Height}, the frames {video.Width}x{video.Height}");
+                ev.FeedFrame(Array.ConvertAll(p, b => (int)b), gt.Labels, gt.Height, gt.Width);
+            }
+            scores.Add(new VosVideoScore(name, ev.Conclude().Select(o => new VosObjectScore(name, VosBenchmark.PyObjectLabel(o.obj), o.j, o.f)).ToList()));
+        }
+        return new VosBenchmarkResult(scores, SkippedFirstAndLast: true);
+    }
+}
