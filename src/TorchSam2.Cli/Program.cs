@@ -33,6 +33,7 @@ try
     root.Subcommands.Add(TrackCommand.Create());
     root.Subcommands.Add(VosCommand.Create());
     root.Subcommands.Add(EvalVosCommand.Create());
+    root.Subcommands.Add(EvalVosCommand.CreateClips());
     root.Subcommands.Add(ParityCommand.Create());
     root.Subcommands.Add(CheckpointCommands.CreateInspect());
     root.Subcommands.Add(CheckpointCommands.CreateConvert());

@@ -96,6 +96,31 @@ internal static class EvalVosCommand
         return cmd;
     }
 
+    /// <summary>Everything vos-clips writes in its folder.</summary>
+    internal static readonly string[] ClipOutputs = ["JPEGImages/*", "Annotations/*", "Annotations_sav/*", "clips.json"];
+
+    /// <summary><c>torchsam2 vos-clips</c>: the generated VOS dataset of the tests, to try vos and eval-vos on.</summary>
+    public static Command CreateClips()
+    {
+        var outDir = new Argument<string>("outdir") { Description = "dataset folder: JPEGImages/, Annotations/ (DAVIS) and Annotations_sav/ (SA-V) are written there" };
+        var videos = Common.Int("--videos", "number of videos (1..1000)", 2, 1, 1000);
+        var frames = Common.Int("--frames", "frames per video (5..1000)", 8, 5, 1000);
+        var seed = new Option<int>("--seed") { Description = "random seed (same seed, same clips)", DefaultValueFactory = _ => 0 };
+        var cmd = new Command("vos-clips", "Generate small VOS clips (an object leaving the frame, one occluded, one appearing on frame 3) with their masks in the DAVIS and SA-V layouts");
+        cmd.Arguments.Add(outDir);
+        foreach (var o in new Option[] { videos, frames, seed }) cmd.Options.Add(o);
+        cmd.SetAction(pr => Common.Guard(() =>
+        {
+            using var folder = OutputFolder.Begin(pr.GetValue(outDir)!, ClipOutputs, "clips.json", [], "outdir");
+            var names = Common.Doing("generating the clips", () => SyntheticVos.Write(folder.Staging, pr.GetValue(videos), pr.GetValue(frames), seed: pr.GetValue(seed)));
+            File.WriteAllText(folder.File("clips.json"), CliJson.Serialize(new { videos = names, frames = pr.GetValue(frames), height = 64, width = 96, seed = pr.GetValue(seed) }));
+            folder.Commit();
+            Terminal.Out($"{names.Count} video(s) of {pr.GetValue(frames)} frames → {Terminal.Safe(folder.Display)} (JPEGImages/, Annotations/, Annotations_sav/)");
+            return 0;
+        }));
+        return cmd;
+    }
+
     private static string ExistingFolder(string option, string? path)
     {
         if (string.IsNullOrEmpty(path)) throw new UsageException($"{option} needs a folder");
