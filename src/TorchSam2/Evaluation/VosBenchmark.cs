@@ -117,11 +117,20 @@ public static class VosBenchmark
         var (root, videos) = SelectVideos(gtRoot, predRoot, options.Strict);
         var results = new VosVideoScore[videos.Count];
         int par = options.Parallelism > 0 ? options.Parallelism : Environment.ProcessorCount;
-        Parallel.For(0, videos.Count, new ParallelOptions { MaxDegreeOfParallelism = par }, i =>
+        try
         {
-            results[i] = EvaluateVideo(Path.Combine(root, videos[i]), Path.Combine(predRoot, videos[i]), videos[i], options.SkipFirstAndLast);
-            videoDone?.Invoke(videos[i]);
-        });
+            Parallel.For(0, videos.Count, new ParallelOptions { MaxDegreeOfParallelism = par }, i =>
+            {
+                results[i] = EvaluateVideo(Path.Combine(root, videos[i]), Path.Combine(predRoot, videos[i]), videos[i], options.SkipFirstAndLast);
+                videoDone?.Invoke(videos[i]);
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            // one error, as a sequential run would report it
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            throw;
+        }
         return new VosBenchmarkResult(results, options.SkipFirstAndLast);
     }
 
