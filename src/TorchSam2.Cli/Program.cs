@@ -37,6 +37,9 @@ try
     root.Subcommands.Add(SegmentCommand.Create());
     root.Subcommands.Add(AutoCommand.Create());
     root.Subcommands.Add(TrackCommand.Create());
+    root.Subcommands.Add(VosCommand.Create());
+    root.Subcommands.Add(EvalVosCommand.Create());
+    root.Subcommands.Add(EvalVosCommand.CreateClips());
     root.Subcommands.Add(ParityCommand.Create());
     root.Subcommands.Add(CheckpointCommands.CreateInspect());
     root.Subcommands.Add(CheckpointCommands.CreateConvert());

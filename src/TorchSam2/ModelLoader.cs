@@ -19,8 +19,7 @@ public static class ModelLoader
     public static SAM2Base Load(string checkpoint, string? config = null, Device? device = null, CheckpointStoreOptions? options = null)
     {
         string path = CheckpointStore.Resolve(checkpoint, options);
-        var cfg = Sam2ConfigLoader.LoadFileOrBuiltIn(config ?? ConfigFor(path, options));
-        return BuildSam.build_sam2(cfg, path, device);
+        return BuildSam.build_sam2(ResolveConfig(path, config, options), path, device);
     }
 
     /// <summary>
@@ -29,6 +28,25 @@ public static class ModelLoader
     /// </summary>
     public static string ConfigFor(string checkpoint, CheckpointStoreOptions? options = null) =>
         CheckpointStore.ConfigFor(checkpoint, options) ?? DetectVariant(CheckpointStore.Resolve(checkpoint, options));
+
+    /// <summary>
+    /// The config <see cref="Load"/> builds from: the given YAML path or built-in name, else the named checkpoint's own,
+    /// else the variant detected from the weights.
+    /// </summary>
+    public static Sam2ModelConfig ResolveConfig(string checkpoint, string? config = null, CheckpointStoreOptions? options = null) =>
+        Sam2ConfigLoader.LoadFileOrBuiltIn(config ?? ConfigFor(checkpoint, options));
+
+    /// <summary>
+    /// A video predictor over a model from <see cref="Load"/> (the image overrides are a subset of the video ones, so the
+    /// modules are the same), with the video options of build_sam2_video_predictor (fill_hole_area 8, binarized memory
+    /// masks from clicks); <paramref name="nonOverlapMasks"/> overrides the config's non_overlap_masks when given.
+    /// </summary>
+    public static Sam2VideoPredictor VideoPredictor(SAM2Base model, string checkpoint, string? config = null, bool? nonOverlapMasks = null)
+    {
+        var cfg = BuildSam.VideoPredictorConfig(ResolveConfig(checkpoint, config));
+        if (nonOverlapMasks is bool b) cfg = cfg with { NonOverlapMasks = b };
+        return Sam2VideoPredictor.FromConfig(model, cfg, ownsModel: true);
+    }
 
     /// <summary>The built-in config name for a checkpoint file, from its header (no tensor data is read).</summary>
     public static string DetectVariant(string checkpointPath)

@@ -81,6 +81,21 @@ internal static class Common
         return Doing($"fetching the checkpoint '{named.Name}'", () => CheckpointStore.Fetch(named));
     }
 
+    /// <summary>A video predictor (owning its model) over <see cref="LoadModel"/>; see <see cref="ModelLoader.VideoPredictor"/>.</summary>
+    public static Sam2VideoPredictor LoadVideoPredictor(string checkpoint, string? config, torch.Device device, bool? nonOverlapMasks = null)
+    {
+        var model = LoadModel(checkpoint, config, device);
+        try
+        {
+            return Doing($"reading the config of '{checkpoint}'", () => ModelLoader.VideoPredictor(model, checkpoint, config, nonOverlapMasks));
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
     // ---- numeric options ------------------------------------------------------------------------------------
 
     /// <summary>A whole-number option in [min, max]; anything else is a parse error naming the option and value.</summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
+using TorchSam2.Evaluation;
 using TorchSam2.Modeling;
 using TorchSam2.Utils;
 using TorchSam2.Training;
@@ -15,7 +16,7 @@ internal static class FinetuneCommand
         var config = new Option<string>("--config") { Description = "YAML config or built-in name (sam2.1_hiera_t, ...)", Required = true };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "initial weights (.pt or .safetensors); random init when left out" };
         var data = new Option<string>("--data") { Description = "training data: a COCO JSON file, a folder of image + mask PNG pairs, glyph-crops:SPLIT:COUNT[:SEED] (generated specimen crops, SPLIT train or heldout), or video:FOLDER (JPEGImages/VIDEO/*.jpg + Annotations/VIDEO/*.png: trains on clips with memory)", Required = true };
-        var val = new Option<string?>("--val") { Description = "validation data (same formats); mean IoU is reported each epoch" };
+        var val = new Option<string?>("--val") { Description = "validation data (same formats); mean IoU is reported each epoch; with video:FOLDER data, video:FOLDER (JPEGImages/ + Annotations/) whose J&F is reported each epoch" };
         var outDir = new Option<string>("--out") { Description = "output folder (model.safetensors, model.pt, checkpoint/; a new run replaces an earlier run's files when it succeeds)", Required = true };
         var epochs = Common.Int("--epochs", "passes over the training data (1..1000000)", 1, 1, 1_000_000);
         var batch = Common.Int("--batch-size", "images per micro-batch (1..4096)", 1, 1, 4096);
@@ -45,7 +46,10 @@ internal static class FinetuneCommand
             var dev = Common.ParseDevice(pr.GetValue(device)!);
             string dataSpec = pr.GetValue(data)!;
             bool video = dataSpec.StartsWith("video:", StringComparison.Ordinal);
-            if (video && pr.GetValue(val) is not null) throw new UsageException("--val is not supported with video:FOLDER data");
+            string? valSpec = pr.GetValue(val);
+            bool videoVal = valSpec?.StartsWith("video:", StringComparison.Ordinal) == true;
+            if (video && valSpec is not null && !videoVal) throw new UsageException("with video:FOLDER data, --val takes video:FOLDER (JPEGImages/ + Annotations/; J&F is reported each epoch)");
+            if (!video && videoVal) throw new UsageException("--val video:FOLDER needs video:FOLDER --data (it scores the video trainer)");
             var ckpt = pr.GetValue(checkpoint) is { } c ? Common.ExistingFile("--checkpoint", c) : null;
             var resumeDir = pr.GetValue(resume);
             if (resumeDir is not null && !Directory.Exists(resumeDir))
@@ -73,7 +77,9 @@ internal static class FinetuneCommand
             // the data before the model: a bad --data is reported at once
             var videoSet = video ? Common.Doing($"opening the video data '{dataSpec}'", () => new VideoFolderDataset(dataSpec["video:".Length..], pr.GetValue(clipFrames))) : null;
             var train = video ? null : Common.Doing($"opening the training data '{dataSpec}'", () => OpenDataset(dataSpec, "--data"));
-            var valSet = pr.GetValue(val) is { } v ? Common.Doing($"opening the validation data '{v}'", () => OpenDataset(v, "--val")) : null;
+            var valSet = valSpec is { } v && !videoVal ? Common.Doing($"opening the validation data '{v}'", () => OpenDataset(v, "--val")) : null;
+            string? vosVal = videoVal ? valSpec!["video:".Length..] : null;
+            if (vosVal is not null) Common.Doing($"opening the validation data '{valSpec}'", () => VosValidation.ListVideos(vosVal));
             using var model = Common.Doing(ckpt is null ? "building the model" : $"loading the model '{ckpt}'",
                                            () => BuildSam.build_sam2(cfg, ckpt, dev, mode: "train", apply_postprocessing: false));
             var options = new TrainerOptions
@@ -94,7 +100,7 @@ internal static class FinetuneCommand
             Directory.CreateDirectory(writeDir);
             if (pr.GetValue(saveInitial) && resumeDir is null)
                 Common.Doing("writing initial.safetensors", () => { Sam2Trainer.ExportWeights(model, Path.Combine(writeDir, "initial.safetensors")); return 0; });
-            using var videoTrainer = videoSet is null ? null : new VideoClipTrainer(model, videoSet, options, new VideoPromptOptions { NumCorrectionPtPerFrame = pr.GetValue(corrections) });
+            using var videoTrainer = videoSet is null ? null : new VideoClipTrainer(model, videoSet, options, new VideoPromptOptions { NumCorrectionPtPerFrame = pr.GetValue(corrections) }) { ValidationFolder = vosVal };
             using var imageTrainer = videoTrainer is null ? new Sam2Trainer(model, train!, valSet, options) : null;
             var trainer = videoTrainer?.Inner ?? imageTrainer!;
             if (resumeDir is not null)
@@ -122,7 +128,9 @@ internal static class FinetuneCommand
                                 ema = double.IsNaN(ema) ? l.Loss : 0.9 * ema + 0.1 * l.Loss;
                                 task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"epoch {p.Epoch + 1} loss {ema:F4} lr {l.Lr:E2} {l.Seconds:F2}s/step"));
                             }
-                            if (p.Eval is { } e)
+                            if (p.Eval?.Vos is { } vos)
+                                Terminal.Out($"epoch {p.Epoch + 1}: val J&F {VosMetrics.Format1(vos.GlobalJF)} (J {VosMetrics.Format1(vos.GlobalJ)}, F {VosMetrics.Format1(vos.GlobalF)}; {vos.Objects.Count()} objects in {vos.Videos.Count} videos)");
+                            else if (p.Eval is { } e)
                                 Terminal.Out(string.Create(CultureInfo.InvariantCulture, $"epoch {p.Epoch + 1}: val mIoU click {e.PointIou:F4}, box {e.BoxIou:F4} ({e.Objects} objects)"));
                         });
                         if (videoTrainer is not null) videoTrainer.Train(writeDir, progress);

@@ -100,7 +100,11 @@ public sealed record StepResult(long Step, double Loss, double LossMask, double 
 public sealed record TrainProgress(long Step, long TotalSteps, int Epoch, StepResult? Last, EvalResult? Eval);
 
 /// <summary>Mean IoU over validation objects for a centre click (best of the multimask output) and for the exact box.</summary>
-public sealed record EvalResult(double PointIou, double BoxIou, int Objects);
+public sealed record EvalResult(double PointIou, double BoxIou, int Objects)
+{
+    /// <summary>J&amp;F on a video validation folder (<see cref="VideoClipTrainer.ValidationFolder"/>); the IoUs are 0 then.</summary>
+    public Evaluation.VosBenchmarkResult? Vos { get; init; }
+}
 
 /// <summary>
 /// Fine-tunes SAM 2.1 on still images with the official recipe (training/trainer.py, optimizer.py, loss_fns.py,

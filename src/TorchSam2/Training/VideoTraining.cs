@@ -343,7 +343,32 @@ public sealed class VideoClipTrainer : IDisposable
 
     /// <summary>Trains until TotalSteps, saving a resumable checkpoint (and outDir/model.safetensors) at each epoch end.</summary>
     public void Train(string? outDir = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default) =>
-        _inner.RunLoop(TrainStep, () => null, outDir, progress, cancel);
+        _inner.RunLoop(TrainStep, () => ValidationFolder is null ? null : EvaluateVos(ValidationFolder), outDir, progress, cancel);
+
+    /// <summary>
+    /// A VOS folder (JPEGImages/ + Annotations/, DAVIS layout) scored at each epoch end: J&amp;F as eval-vos computes it,
+    /// reported in <see cref="TrainProgress.Eval"/> (<see cref="EvalResult.Vos"/>).
+    /// </summary>
+    public string? ValidationFolder { get; init; }
+
+    /// <summary>
+    /// J&amp;F of the model as it is now on a VOS folder: each video segmented from its first frame's masks with the video
+    /// predictor (non-overlapping objects, as vos_inference.py), then scored; the model goes back to training mode.
+    /// </summary>
+    public EvalResult EvaluateVos(string folder)
+    {
+        try
+        {
+            // the predictor puts the model in eval mode; it does not own it
+            using var predictor = new Sam2VideoPredictor(_model, nonOverlapMasks: true);
+            var r = Evaluation.VosValidation.Evaluate(predictor, folder);
+            return new EvalResult(0, 0, r.Objects.Count()) { Vos = r };
+        }
+        finally
+        {
+            _model.train();
+        }
+    }
 
     public void SaveCheckpoint(string dir) => _inner.SaveCheckpoint(dir);
     public void LoadCheckpoint(string dir) => _inner.LoadCheckpoint(dir);
