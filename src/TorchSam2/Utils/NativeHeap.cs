@@ -61,11 +61,25 @@ public static partial class NativeHeap
     /// the step keeps (memories, pointers), so without trimming the resident set climbs frame after frame; trimming
     /// after every step would bound it too but re-faults the step's pages each time.
     /// </summary>
-    public sealed class GrowthTrimmer(long marginBytes)
+    public sealed class GrowthTrimmer
     {
-        private long _baseline = ResidentBytes();
+        private readonly Func<long> _resident;
+        private readonly Func<bool> _trim;
+        private long _baseline;
 
-        public long MarginBytes { get; } = marginBytes;
+        /// <summary>A trimmer of this process's heap.</summary>
+        public GrowthTrimmer(long marginBytes) : this(marginBytes, ResidentBytes, ReleaseFreePages) { }
+
+        /// <summary>A trimmer over given probes: the resident set in bytes (negative = unknown) and a trim (true when it released pages).</summary>
+        public GrowthTrimmer(long marginBytes, Func<long> residentBytes, Func<bool> trim)
+        {
+            MarginBytes = marginBytes;
+            _resident = residentBytes;
+            _trim = trim;
+            _baseline = residentBytes();
+        }
+
+        public long MarginBytes { get; }
 
         /// <summary>How many times it trimmed.</summary>
         public int Trims { get; private set; }
@@ -73,12 +87,13 @@ public static partial class NativeHeap
         /// <summary>Call between steps, when the step's temporaries are freed.</summary>
         public void Step()
         {
-            long rss = ResidentBytes();
+            long rss = _resident();
             if (rss < 0 || MarginBytes <= 0) return;
+            // the baseline follows the resident set down (memory freed to the system by other means)
             if (_baseline < 0 || rss < _baseline) _baseline = rss;
             if (rss - _baseline <= MarginBytes) return;
-            if (ReleaseFreePages()) Trims++;
-            _baseline = ResidentBytes();
+            if (_trim()) Trims++;
+            _baseline = _resident();
         }
     }
 }

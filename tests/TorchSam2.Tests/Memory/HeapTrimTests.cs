@@ -1,50 +1,54 @@
-using System.Runtime.InteropServices;
 using TorchSam2.Utils;
 
 namespace TorchSam2.Tests.Memory;
 
-// The resident set is process-wide: nothing else may run beside this test.
-[Collection(NativeMemory.Collection)]
 public sealed class HeapTrimTests
 {
     [Fact]
-    public void GrowthTrimmerHandsFragmentedHeapBackOnlyPastItsMargin()
+    public void GrowthTrimmerTrimsOnlyPastItsMarginAboveTheLastTrim()
+    {
+        const long MB = 1 << 20;
+        // a resident set the "heap" grows by fragmentation and a trim brings back to the live size
+        long rss = 500 * MB, live = 500 * MB;
+        int trimCalls = 0;
+        var t = new NativeHeap.GrowthTrimmer(128 * MB, () => rss, () => { trimCalls++; bool released = rss > live; rss = live; return released; });
+
+        rss += 100 * MB; t.Step();          // +100 MB: within the margin
+        Assert.Equal(0, trimCalls);
+        rss += 29 * MB; t.Step();           // +129 MB: past it
+        Assert.Equal(1, trimCalls);
+        Assert.Equal(1, t.Trims);
+        Assert.Equal(500 * MB, rss);
+
+        live = 520 * MB;                     // the state grew by 20 MB of memories
+        rss = 640 * MB; t.Step();            // +140 MB over the last trim's 500 MB
+        Assert.Equal(2, t.Trims);
+        Assert.Equal(520 * MB, rss);
+        rss = 640 * MB; t.Step();            // +120 MB over the new baseline, 520 MB: nothing
+        Assert.Equal(2, t.Trims);
+
+        // the baseline follows the resident set down, so growth is counted from the lowest point
+        rss = 400 * MB; t.Step();
+        rss = 529 * MB; t.Step();
+        Assert.Equal(3, t.Trims);
+
+        // an unknown resident set (no /proc) or a zero margin never trims
+        var blind = new NativeHeap.GrowthTrimmer(128 * MB, () => -1, () => throw new InvalidOperationException());
+        blind.Step();
+        var off = new NativeHeap.GrowthTrimmer(0, () => rss += 1000 * MB, () => throw new InvalidOperationException());
+        off.Step();
+        Assert.Equal(0, blind.Trims + off.Trims);
+    }
+
+    [Fact]
+    public void ResidentBytesReadsThisProcess()
     {
         if (!OperatingSystem.IsLinux()) return;
-        // 1 MB blocks stay below the 4 MB mmap threshold the CLI sets: they come from the heap, as libtorch's
-        // temporaries do. A small block kept after each (a frame's memory, a pointer) stops glibc from giving the
-        // freed space back at the top of the heap.
-        Assert.True(NativeHeap.FixMmapThreshold(4 << 20));
-        const int Blocks = 256, Size = 1 << 20;
-        var big = new IntPtr[Blocks];
-        var kept = new IntPtr[Blocks];
-        long before = NativeHeap.ResidentBytes();
-        Assert.True(before > 0);
-        var trimmer = new NativeHeap.GrowthTrimmer(64L << 20);
-        try
-        {
-            for (int i = 0; i < Blocks; i++)
-            {
-                big[i] = Marshal.AllocHGlobal(Size);
-                for (int o = 0; o < Size; o += 4096) Marshal.WriteByte(big[i], o, 1); // make it resident
-                kept[i] = Marshal.AllocHGlobal(64);
-            }
-            for (int i = 0; i < Blocks; i++) Marshal.FreeHGlobal(big[i]);
-            long fragmented = NativeHeap.ResidentBytes();
-            Assert.True(fragmented - before > 200L << 20, $"expected the freed blocks to stay resident: {before >> 20} → {fragmented >> 20} MB");
-
-            trimmer.Step();
-            long after = NativeHeap.ResidentBytes();
-            Assert.Equal(1, trimmer.Trims);
-            Assert.True(fragmented - after > 200L << 20, $"trim released too little: {fragmented >> 20} → {after >> 20} MB");
-
-            // within the margin of the last trim: nothing to do
-            trimmer.Step();
-            Assert.Equal(1, trimmer.Trims);
-        }
-        finally
-        {
-            foreach (var p in kept) if (p != IntPtr.Zero) Marshal.FreeHGlobal(p);
-        }
+        long statm = NativeHeap.ResidentBytes();
+        // VmRSS of /proc/self/status, in kB, read just after: the same process within a few MB
+        var line = File.ReadAllLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        long status = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        Assert.InRange(statm, status - (16 << 20), status + (16 << 20));
+        Assert.True(statm > 20 << 20, $"{statm} bytes is no .NET process");
     }
 }
