@@ -13,6 +13,9 @@ using TorchSam2.Cli.Commands;
 // the time). TORCHSAM2_MMAP_THRESHOLD=0 keeps glibc's default.
 TorchSam2.Utils.NativeHeap.FixMmapThreshold(
     int.TryParse(Environment.GetEnvironmentVariable("TORCHSAM2_MMAP_THRESHOLD"), out int mmapThreshold) ? mmapThreshold : 4 << 20);
+// Tracking hands free heap pages back when the resident set grew by this much (README, Benchmarks); 0 = only at the end.
+if (long.TryParse(Environment.GetEnvironmentVariable("TORCHSAM2_HEAP_TRIM_MB"), out long heapTrimMb) && heapTrimMb >= 0 && heapTrimMb <= 1 << 20)
+    TorchSam2.Sam2VideoPredictor.DefaultHeapTrimMarginBytes = heapTrimMb << 20;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 AppDomain.CurrentDomain.UnhandledException += (_, e) =>

@@ -41,11 +41,14 @@ public sealed class Sam2VideoPredictor : IDisposable
     public int FeatureCacheSize { get; }
     /// <summary>
     /// On the CPU, propagation hands free heap pages back to the system whenever the resident set has grown by more
-    /// than this since it last did (0 = never during propagation, only at its end). A frame's temporaries are freed
+    /// than this since it last did (default 64 MB; 0 = never during propagation, only at its end). A frame's temporaries are freed
     /// around the small tensors the frame keeps, and glibc cannot reuse all of those holes, so the resident set
     /// would otherwise creep up over the first frames (README, Benchmarks: peak memory of tracking).
     /// </summary>
-    public long HeapTrimMarginBytes { get; set; } = 128L << 20;
+    public long HeapTrimMarginBytes { get; set; } = DefaultHeapTrimMarginBytes;
+
+    /// <summary>The <see cref="HeapTrimMarginBytes"/> new predictors start with (the CLI sets it from TORCHSAM2_HEAP_TRIM_MB).</summary>
+    public static long DefaultHeapTrimMarginBytes { get; set; } = 64L << 20;
 
     public Device Device => Model.device;
     public int ImageSize => Model.image_size;
