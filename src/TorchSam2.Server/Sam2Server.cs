@@ -598,22 +598,12 @@ public static class Sam2Server
             throw new ApiException(413, $"'{Clip(name)}' is {w}x{h} ({w * h / 1e6:0.#} MP), above the server's limit of {o.MaxImagePixels / 1e6:0.#} MP");
     }
 
-    /// <summary>8-bit gray (1), RGB (3) pixels as PNG bytes (fast compression).</summary>
-    public static byte[] EncodePng(ReadOnlySpan<byte> pixels, int height, int width, int channels)
-    {
-        unsafe
-        {
-            fixed (byte* p = pixels)
-            {
-                using var src = Mat.FromPixelData(height, width, MatType.CV_8UC(channels), (IntPtr)p);
-                using var bgr = new Mat();
-                if (channels == 3) Cv2.CvtColor(src, bgr, ColorConversionCodes.RGB2BGR);
-                // level 1: masks and previews compress well already and the click's round trip matters more
-                Cv2.ImEncode(".png", channels == 3 ? bgr : src, out byte[] buf, new ImageEncodingParam(ImwriteFlags.PngCompression, 1));
-                return buf;
-            }
-        }
-    }
+    /// <summary>
+    /// 8-bit gray (1) or RGB (3) pixels as PNG bytes at zlib level 1: masks and previews compress well already and the
+    /// click's round trip matters more.
+    /// </summary>
+    public static byte[] EncodePng(ReadOnlySpan<byte> pixels, int height, int width, int channels) =>
+        ImageIO.EncodePng(pixels, height, width, channels, compression: 1);
 
     private static string CleanName(string? s, string fallback)
     {

@@ -113,37 +113,56 @@ public static class ImageIO
     }
 
     /// <summary>Writes 1 (gray), 3 (RGB) or 4 (RGBA) channel pixels; the extension picks the format.</summary>
-    public static unsafe void Write(string path, ReadOnlySpan<byte> pixels, int height, int width, int channels)
+    public static void Write(string path, ReadOnlySpan<byte> pixels, int height, int width, int channels)
     {
         ArgumentNullException.ThrowIfNull(path);
+        bool ok = WithOpenCvLayout(pixels, height, width, channels, $"write image '{path}'", m =>
+        {
+            // only once the pixels passed the checks
+            var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+            if (dir is not null) Directory.CreateDirectory(dir);
+            return Cv2.ImWrite(path, m);
+        });
+        if (!ok) throw new IOException($"cannot write image '{path}'");
+    }
+
+    /// <summary>
+    /// 1 (gray), 3 (RGB) or 4 (RGBA) channel pixels as PNG bytes in memory; <paramref name="compression"/> is zlib's level
+    /// (1 is fastest: masks and previews compress well already).
+    /// </summary>
+    public static byte[] EncodePng(ReadOnlySpan<byte> pixels, int height, int width, int channels, int compression = 3)
+    {
+        if (compression is < 0 or > 9) throw new ArgumentOutOfRangeException(nameof(compression), compression, "the PNG compression level must be 0..9");
+        return WithOpenCvLayout(pixels, height, width, channels, "encode a PNG", m =>
+        {
+            Cv2.ImEncode(".png", m, out byte[] buf, new ImageEncodingParam(ImwriteFlags.PngCompression, compression));
+            return buf;
+        });
+    }
+
+    /// <summary>
+    /// Checks the buffer and hands OpenCV a header over it (no copy; OpenCV only reads it), converted to its BGR(A) order;
+    /// OpenCV's failures become IOExceptions naming <paramref name="what"/>.
+    /// </summary>
+    private static unsafe T WithOpenCvLayout<T>(ReadOnlySpan<byte> pixels, int height, int width, int channels, string what, Func<Mat, T> use)
+    {
         if (pixels.Length != (long)height * width * channels) throw new ArgumentException("pixel buffer does not match the size");
-        if (channels != 1 && channels != 3 && channels != 4) throw new IOException($"cannot write image '{path}': channels must be 1, 3 or 4, got {channels}");
-        if (height <= 0 || width <= 0) throw new IOException($"cannot write image '{path}': size must be positive, got {width}x{height}");
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir is not null) Directory.CreateDirectory(dir);
+        if (channels != 1 && channels != 3 && channels != 4) throw new IOException($"cannot {what}: channels must be 1, 3 or 4, got {channels}");
+        if (height <= 0 || width <= 0) throw new IOException($"cannot {what}: size must be positive, got {width}x{height}");
         try
         {
-            bool ok;
             fixed (byte* p = pixels)
             {
-                // A header over the caller's buffer (no copy); OpenCV only reads it.
                 using var src = Mat.FromPixelData(height, width, MatType.CV_8UC(channels), (IntPtr)p);
-                if (channels == 1)
-                {
-                    ok = Cv2.ImWrite(path, src);
-                }
-                else
-                {
-                    using var bgr = new Mat();
-                    Cv2.CvtColor(src, bgr, channels == 3 ? ColorConversionCodes.RGB2BGR : ColorConversionCodes.RGBA2BGRA);
-                    ok = Cv2.ImWrite(path, bgr);
-                }
+                if (channels == 1) return use(src);
+                using var bgr = new Mat();
+                Cv2.CvtColor(src, bgr, channels == 3 ? ColorConversionCodes.RGB2BGR : ColorConversionCodes.RGBA2BGRA);
+                return use(bgr);
             }
-            if (!ok) throw new IOException($"cannot write image '{path}'");
         }
         catch (Exception e) when (OpenCvInterop.IsOpenCvError(e))
         {
-            throw new IOException($"cannot write image '{path}': {OpenCvInterop.Describe(e)}", e);
+            throw new IOException($"cannot {what}: {OpenCvInterop.Describe(e)}", e);
         }
         catch (Exception e) when (OpenCvInterop.IsMissingNative(e))
         {

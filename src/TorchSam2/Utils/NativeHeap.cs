@@ -27,21 +27,6 @@ public static partial class NativeHeap
         catch (EntryPointNotFoundException) { return false; } // musl has no malloc_trim
     }
 
-    /// <summary>Resident set size of this process in bytes (/proc/self/statm); -1 where unknown.</summary>
-    public static long ResidentBytes()
-    {
-        if (!OperatingSystem.IsLinux()) return -1;
-        try
-        {
-            var fields = File.ReadAllText("/proc/self/statm").Split(' ');
-            return long.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) * Environment.SystemPageSize;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
-        {
-            return -1;
-        }
-    }
-
     /// <summary>
     /// Fixes glibc's mmap threshold (which also switches off its dynamic raising), so that blocks of at least
     /// <paramref name="bytes"/> are always mmapped and handed back when freed. Call before the first tensor is
@@ -68,9 +53,9 @@ public static partial class NativeHeap
         private long _baseline;
 
         /// <summary>A trimmer of this process's heap.</summary>
-        public GrowthTrimmer(long marginBytes) : this(marginBytes, ResidentBytes, ReleaseFreePages) { }
+        public GrowthTrimmer(long marginBytes) : this(marginBytes, () => Environment.WorkingSet, ReleaseFreePages) { }
 
-        /// <summary>A trimmer over given probes: the resident set in bytes (negative = unknown) and a trim (true when it released pages).</summary>
+        /// <summary>A trimmer over given probes: the resident set in bytes (0 or less = unknown) and a trim (true when it released pages).</summary>
         public GrowthTrimmer(long marginBytes, Func<long> residentBytes, Func<bool> trim)
         {
             MarginBytes = marginBytes;
@@ -88,9 +73,9 @@ public static partial class NativeHeap
         public void Step()
         {
             long rss = _resident();
-            if (rss < 0 || MarginBytes <= 0) return;
+            if (rss <= 0 || MarginBytes <= 0) return;
             // the baseline follows the resident set down (memory freed to the system by other means)
-            if (_baseline < 0 || rss < _baseline) _baseline = rss;
+            if (_baseline <= 0 || rss < _baseline) _baseline = rss;
             if (rss - _baseline <= MarginBytes) return;
             if (_trim()) Trims++;
             _baseline = _resident();

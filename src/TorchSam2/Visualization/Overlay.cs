@@ -69,7 +69,11 @@ public static class Overlay
                     if (b is { Length: 4 }) canvas.DrawRect(SKRect.Create(b[0], b[1], b[2] - b[0], b[3] - b[1]), stroke);
             }
             // Tags after every contour, so no outline crosses a label.
-            foreach (var (box, m, text) in tags) DrawTag(canvas, box, text, Color(m), scale, w, h);
+            if (tags.Count > 0)
+            {
+                using var font = new SKFont(SKTypeface.Default, 12f * scale) { Edging = SKFontEdging.Antialias };
+                foreach (var (box, m, text) in tags) DrawTag(canvas, font, box, text, Color(m), scale, w, h);
+            }
             if (points is not null)
                 foreach (var (x, y, label) in points) DrawDot(canvas, x, y, label == 1 ? new SKColor(0, 200, 0) : new SKColor(220, 0, 0), scale);
         }
@@ -106,9 +110,8 @@ public static class Overlay
         return path;
     }
 
-    private static void DrawTag(SKCanvas canvas, SKRect box, string text, byte[] colour, float scale, int w, int h)
+    private static void DrawTag(SKCanvas canvas, SKFont font, SKRect box, string text, byte[] colour, float scale, int w, int h)
     {
-        using var font = new SKFont(SKTypeface.Default, 12f * scale) { Edging = SKFontEdging.Antialias };
         float tw = font.MeasureText(text), pad = 2f * scale, th = font.Size * 1.2f;
         // above the mask's top-left corner, pulled inside the image
         float x = Math.Clamp(box.Left, 0, Math.Max(0, w - tw - 2 * pad));

@@ -66,6 +66,21 @@ internal static class HostileCheckpoints
 
     public static byte[] Pt(byte[] pickle, params (string Key, byte[] Data)[] storages) => Pt(pickle, storages.AsEnumerable());
 
+    /// <summary>The same archive with every entry deflated (torch.save stores them; other zip tools may not).</summary>
+    public static byte[] Deflated(byte[] zipBytes)
+    {
+        var deflated = new MemoryStream();
+        using (var src = new ZipArchive(new MemoryStream(zipBytes), ZipArchiveMode.Read))
+        using (var dst = new ZipArchive(deflated, ZipArchiveMode.Create, leaveOpen: true))
+            foreach (var e in src.Entries)
+            {
+                using var from = e.Open();
+                using var to = dst.CreateEntry(e.FullName, CompressionLevel.Optimal).Open();
+                from.CopyTo(to);
+            }
+        return deflated.ToArray();
+    }
+
     public static void Add(ZipArchive zip, string name, byte[] data, CompressionLevel level)
     {
         using var s = zip.CreateEntry(name, level).Open();
