@@ -113,10 +113,15 @@ internal static class GlyphsCommand
         var seed = new Option<int>("--seed") { Description = "random seed (same seed, same sheets)", DefaultValueFactory = _ => 0 };
         var width = Common.Int("--width", "sheet width in pixels (64..16384)", 1024, 64, 16384);
         var height = Common.Int("--height", "sheet height in pixels (64..16384)", 1024, 64, 16384);
-        var noise = Common.Real("--noise", "Gaussian pixel noise standard deviation (0..255 scale)", 0, 0, 255);
+        var noise = Common.Real("--noise", "Gaussian pixel noise standard deviation (0..255 scale); crowded sheets default to 3", -1, -1, 255);
+        var style = new Option<string>("--style")
+        {
+            Description = "classic (lines and grids, 8-200 px, open spacing) or crowded (lines set so letters touch, italics overlap, tight leading, ligatures, 8-120 px, light noise and blur: the glyph-instance benchmark)",
+            DefaultValueFactory = _ => "classic",
+        };
         var cmd = new Command("specimens", "Generate font specimen sheets with exact per-glyph masks (COCO instances, RLE); the folder's images/ and annotations.json are replaced as a whole");
         cmd.Arguments.Add(outDir);
-        foreach (var o in new Option[] { count, split, seed, width, height, noise }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { count, split, seed, width, height, noise, style }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             var s = pr.GetValue(split)!.ToLowerInvariant() switch
@@ -129,7 +134,14 @@ internal static class GlyphsCommand
             int w = pr.GetValue(width), h = pr.GetValue(height);
             try { Limits.CheckImageSize(w, h, "--width × --height"); }
             catch (LimitExceededException e) { throw new UsageException(e.Message); }
-            var opts = new SpecimenOptions { Width = w, Height = h, NoiseStd = pr.GetValue(noise) };
+            var preset = pr.GetValue(style)!.ToLowerInvariant() switch
+            {
+                "classic" => new SpecimenOptions(),
+                "crowded" => SpecimenOptions.Crowded,
+                var other => throw new UsageException($"--style must be classic or crowded, got '{Terminal.Safe(other)}'"),
+            };
+            double n0 = pr.GetValue(noise);
+            var opts = preset with { Width = w, Height = h, NoiseStd = n0 >= 0 ? n0 : preset.NoiseStd };
             var missing = FontRegistry.Missing(s);
             if (missing.Count > 0)
                 Terminal.Note($"{missing.Count} registered {s} font(s) are not installed ({Terminal.Safe(string.Join(", ", missing.Select(f => f.DebianPackage).Distinct()))})");

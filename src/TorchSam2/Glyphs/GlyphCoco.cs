@@ -52,7 +52,13 @@ public sealed class GlyphCoco
             };
             if (a.Score is { } s) o["score"] = s;
             if (a.Font is not null || a.Char is not null || a.SizePx is not null)
-                o["attributes"] = new JsonObject { ["font"] = a.Font, ["char"] = a.Char, ["size_px"] = a.SizePx };
+                o["attributes"] = new JsonObject
+                {
+                    ["font"] = a.Font, ["char"] = a.Char, ["size_px"] = a.SizePx,
+                    // explicit, so a ligature's one mask for several characters is never mistaken for a merge
+                    ["ligature"] = a.Char is not null && new System.Globalization.StringInfo(a.Char).LengthInTextElements > 1,
+                    ["style"] = a.Font is null ? null : FontRegistry.StyleOf(a.Font),
+                };
             anns.Add(o);
         }
         return new JsonObject

@@ -12,6 +12,8 @@ namespace TorchSam2.Glyphs;
 public sealed class GlyphCropDataset : ISegmentationDataset
 {
     private readonly SpecimenOptions _options;
+    private readonly SpecimenOptions _crowded;
+    private readonly double _crowdedFraction;
     private readonly int _seed;
     private readonly int _cropsPerSheet;
     private readonly int _minSide;
@@ -22,8 +24,12 @@ public sealed class GlyphCropDataset : ISegmentationDataset
     /// <param name="split">train or held-out fonts</param>
     /// <param name="cropsPerSheet">consecutive samples cut from one sheet (rendering a sheet is the slow part)</param>
     /// <param name="minSide">smallest crop side (the segmenter magnifies small glyphs at most model size / 8)</param>
-    public GlyphCropDataset(int count, FontSplit split, int seed, int cropsPerSheet = 16, int minSide = 32, SpecimenOptions? options = null)
+    /// <param name="crowdedFraction">share of sheets set in <see cref="SpecimenOptions.Crowded"/> (touching letters, tight leading, ligatures)</param>
+    public GlyphCropDataset(int count, FontSplit split, int seed, int cropsPerSheet = 16, int minSide = 32, SpecimenOptions? options = null, double crowdedFraction = 0)
     {
+        if (crowdedFraction is < 0 or > 1 || double.IsNaN(crowdedFraction)) throw new ArgumentOutOfRangeException(nameof(crowdedFraction), "the crowded fraction must be in [0, 1]");
+        _crowdedFraction = crowdedFraction;
+        _crowded = SpecimenOptions.Crowded with { Split = split, Width = (options ?? new SpecimenOptions()).Width, Height = (options ?? new SpecimenOptions()).Height };
         if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), "count must be positive");
         Count = count;
         _seed = seed;
@@ -40,7 +46,10 @@ public sealed class GlyphCropDataset : ISegmentationDataset
         int sheetIndex = index / _cropsPerSheet;
         if (sheetIndex != _sheetIndex)
         {
-            _sheet = SpecimenGenerator.Generate(_options, SpecimenGenerator.SheetSeed(_seed, sheetIndex));
+            int sheetSeed = SpecimenGenerator.SheetSeed(_seed, sheetIndex);
+            // Which sheets are crowded depends only on (seed, sheet), so any sample can be made alone.
+            bool crowded = _crowdedFraction > 0 && new Random(sheetSeed ^ 0x7C0D).NextDouble() < _crowdedFraction;
+            _sheet = SpecimenGenerator.Generate(crowded ? _crowded : _options, sheetSeed);
             _sheetIndex = sheetIndex;
         }
         var (sheet, glyphs) = _sheet;

@@ -12,6 +12,9 @@ public enum FontKind { Serif, Sans, Mono, Display }
 /// <summary>A registered font: a stable name, the file name searched for under the font folders, and its split.</summary>
 public sealed record FontEntry(string Name, string FileName, FontKind Kind, FontSplit Split, string DebianPackage)
 {
+    /// <summary>The style band reports group by: "hairline", "hairline italic", "italic", "bold" or "regular" (from the face name).</summary>
+    public string Style => FontRegistry.StyleOf(Name);
+
     /// <summary>Full path of the installed file, or null when the package is missing.</summary>
     public string? Path => FontRegistry.Locate(FileName);
 }
@@ -43,6 +46,13 @@ public static class FontRegistry
         new("Z003-MediumItalic", "Z003-MediumItalic.otf", FontKind.Display, FontSplit.Train, "fonts-urw-base35"),
         new("URWBookman-Light", "URWBookman-Light.otf", FontKind.Display, FontSplit.Train, "fonts-urw-base35"),
         new("C059-Roman", "C059-Roman.otf", FontKind.Serif, FontSplit.Train, "fonts-urw-base35"),
+        // TRAIN, hairline and italic faces: Roboto Thin, URW Century and Bookman italics, Nimbus Mono italic.
+        new("Roboto-Thin", "Roboto-Thin.ttf", FontKind.Sans, FontSplit.Train, "fonts-roboto-unhinted"),
+        new("Roboto-ThinItalic", "Roboto-ThinItalic.ttf", FontKind.Sans, FontSplit.Train, "fonts-roboto-unhinted"),
+        new("Roboto-Italic", "Roboto-Italic.ttf", FontKind.Sans, FontSplit.Train, "fonts-roboto-unhinted"),
+        new("C059-Italic", "C059-Italic.otf", FontKind.Serif, FontSplit.Train, "fonts-urw-base35"),
+        new("URWBookman-LightItalic", "URWBookman-LightItalic.otf", FontKind.Display, FontSplit.Train, "fonts-urw-base35"),
+        new("NimbusMonoPS-Italic", "NimbusMonoPS-Italic.otf", FontKind.Mono, FontSplit.Train, "fonts-urw-base35"),
         // HELD-OUT: Liberation, Palatino-like P052 and the geometric display face URW Gothic.
         new("LiberationSans-Regular", "LiberationSans-Regular.ttf", FontKind.Sans, FontSplit.HeldOut, "fonts-liberation"),
         new("LiberationSans-Bold", "LiberationSans-Bold.ttf", FontKind.Sans, FontSplit.HeldOut, "fonts-liberation"),
@@ -54,6 +64,11 @@ public static class FontRegistry
         new("P052-Italic", "P052-Italic.otf", FontKind.Serif, FontSplit.HeldOut, "fonts-urw-base35"),
         new("URWGothic-Book", "URWGothic-Book.otf", FontKind.Display, FontSplit.HeldOut, "fonts-urw-base35"),
         new("URWGothic-Demi", "URWGothic-Demi.otf", FontKind.Display, FontSplit.HeldOut, "fonts-urw-base35"),
+        // HELD-OUT, hairline and italic faces: Lato Hairline (upright and italic), Lato Italic, Nimbus Roman (Times) italic.
+        new("Lato-Hairline", "Lato-Hairline.ttf", FontKind.Sans, FontSplit.HeldOut, "fonts-lato"),
+        new("Lato-HairlineItalic", "Lato-HairlineItalic.ttf", FontKind.Sans, FontSplit.HeldOut, "fonts-lato"),
+        new("Lato-Italic", "Lato-Italic.ttf", FontKind.Sans, FontSplit.HeldOut, "fonts-lato"),
+        new("NimbusRoman-Italic", "NimbusRoman-Italic.otf", FontKind.Serif, FontSplit.HeldOut, "fonts-urw-base35"),
     ];
 
     private static readonly Lazy<Dictionary<string, string>> Files = new(Scan);
@@ -78,6 +93,24 @@ public static class FontRegistry
                 map.TryAdd(System.IO.Path.GetFileName(f), f);
         }
         return map;
+    }
+
+    /// <summary>
+    /// The style of a face from its name: hairline (Hairline, Thin, ExtraLight), italic (Italic, Oblique), both,
+    /// bold (Bold, Demi, Black) or regular. Names not in the registry are classified the same way.
+    /// </summary>
+    public static string StyleOf(string fontName)
+    {
+        bool Has(params string[] words) => words.Any(w => fontName.Contains(w, StringComparison.OrdinalIgnoreCase));
+        bool italic = Has("Italic", "Oblique") || fontName.StartsWith("Z003", StringComparison.Ordinal);
+        bool hairline = Has("Hairline", "Thin", "ExtraLight");
+        return (hairline, italic) switch
+        {
+            (true, true) => "hairline italic",
+            (true, false) => "hairline",
+            (false, true) => "italic",
+            _ => Has("Bold", "Demi", "Black") ? "bold" : "regular",
+        };
     }
 
     public static string? Locate(string fileName) => Files.Value.TryGetValue(fileName, out var p) ? p : null;
@@ -127,8 +160,18 @@ public sealed record SpecimenOptions
     public bool ColorJitter { get; init; } = true;
     /// <summary>Standard deviation of Gaussian pixel noise (0..255 scale); 0 = clean.</summary>
     public double NoiseStd { get; init; }
-    /// <summary>Extra letter spacing, as a fraction of the size, drawn uniformly from [0, this].</summary>
+    /// <summary>Extra letter spacing, as a fraction of the size, drawn per line uniformly from [MinTracking, MaxTracking].</summary>
     public double MaxTracking { get; init; } = 0.12;
+    /// <summary>Lowest letter spacing (fraction of the size); negative values set lines so tight that neighbours touch.</summary>
+    public double MinTracking { get; init; }
+    /// <summary>Space between lines as a fraction of the line height, drawn per line from [MinLineGap, MaxLineGap]; negative values make descenders meet the next line's ascenders.</summary>
+    public double MinLineGap { get; init; }
+    public double MaxLineGap { get; init; } = 0.4;
+    /// <summary>Chance that a line is set from <see cref="CrowdedTexts"/> (kerned pairs, touching letter runs, ligatures) instead of pangrams and random strings.</summary>
+    public double CrowdedTextProbability { get; init; }
+    /// <summary>Chance of a scan-like Gaussian blur of the sheet, with sigma uniform in [0.3, MaxBlurSigma] px (the masks stay the unblurred coverage).</summary>
+    public double BlurProbability { get; init; }
+    public double MaxBlurSigma { get; init; } = 0.8;
     /// <summary>
     /// Let HarfBuzz form the font's standard ligatures ('liga', 'clig') in lines. Off by default, so every annotation
     /// is one character drawn by its own glyph (the per-character ground truth the glyph models train on); kerning
@@ -137,6 +180,31 @@ public sealed record SpecimenOptions
     /// </summary>
     public bool Ligatures { get; init; }
     public int Margin { get; init; } = 12;
+
+    /// <summary>
+    /// The held-out benchmark and training style of issue 15: lines only, 8–120 px, tracking from −0.1 to +0.06 of the size
+    /// (neighbours touch and italics overlap their neighbours' boxes), leading down to −0.3 line heights, HarfBuzz
+    /// ligatures (one annotation each, <see cref="GlyphAnnotation.IsLigature"/>), crowded texts on 40 % of the lines,
+    /// light noise and, on a third of the sheets, a light blur.
+    /// </summary>
+    public static SpecimenOptions Crowded { get; } = new()
+    {
+        Layout = SpecimenLayout.Lines, MinSizePx = 8, MaxSizePx = 120, MinTracking = -0.1, MaxTracking = 0.06,
+        MinLineGap = -0.3, MaxLineGap = 0.2, Ligatures = true, CrowdedTextProbability = 0.4, NoiseStd = 3, BlurProbability = 0.33,
+    };
+
+    /// <summary>Text that makes glyphs touch: kerned pairs, runs of narrow letters, ligature sequences, descender/ascender stacks.</summary>
+    public static IReadOnlyList<string> CrowdedTexts { get; } =
+    [
+        "AVATAR To Ty Yo LT Wa VA Te P. Fe",
+        "rnm vvw illi ABC minimum rhythm",
+        "office fifl ffi ffl waffle affluent",
+        "Tj fj gy jp qy Ag pq; fig flag",
+        "AWAY LAYTON VOWYT ATTY Kw Yv",
+        "mmnnuurr wwvv llIIii 11lI|",
+        "kerning: Av Aw Ay Fa Fo Ko Pa Ta Tw Va Vo Wo Yo",
+        "shuffle efflux fjord stiff rafts",
+    ];
 
     public const string DefaultCharset =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" +
@@ -149,6 +217,9 @@ public sealed record SpecimenOptions
 /// </summary>
 public sealed record GlyphAnnotation(int Id, string Char, string Font, int SizePx, GlyphMask Mask)
 {
+    /// <summary>A ligature: one glyph drawn for several characters (fi, fl, ffi, ...), annotated as one instance.</summary>
+    public bool IsLigature => new StringInfo(Char).LengthInTextElements > 1;
+
     /// <summary>Tight (x, y, w, h).</summary>
     public (int x, int y, int w, int h) BBox => Mask.BBox;
     public long Area => Mask.Area;
@@ -207,7 +278,8 @@ public static class SpecimenGenerator
         }
 
         var (bg, fg) = PickColors(options, rng);
-        var sheet = canvas.Paint(bg, fg, options.NoiseStd, rng);
+        double blur = options.BlurProbability > 0 && rng.NextDouble() < options.BlurProbability ? 0.3 + rng.NextDouble() * (options.MaxBlurSigma - 0.3) : 0;
+        var sheet = canvas.Paint(bg, fg, options.NoiseStd, blur, rng);
         return (sheet, canvas.Glyphs);
     }
 
@@ -217,6 +289,11 @@ public static class SpecimenGenerator
         if (o.MinSizePx < 4 || o.MaxSizePx < o.MinSizePx) throw new ArgumentException($"bad size range {o.MinSizePx}..{o.MaxSizePx} px");
         if (o.CoverageThreshold is <= 0 or > 1) throw new ArgumentException("coverage threshold must be in (0, 1]");
         if (string.IsNullOrWhiteSpace(o.Charset)) throw new ArgumentException("empty charset");
+        if (o.MinTracking < -0.5 || o.MaxTracking > 2 || o.MinTracking > o.MaxTracking) throw new ArgumentException($"bad tracking range {o.MinTracking}..{o.MaxTracking} (−0.5..2 of the size)");
+        if (o.MinLineGap < -0.6 || o.MaxLineGap > 4 || o.MinLineGap > o.MaxLineGap) throw new ArgumentException($"bad line gap range {o.MinLineGap}..{o.MaxLineGap} (−0.6..4 line heights)");
+        if (o.NoiseStd is < 0 or > 255 || double.IsNaN(o.NoiseStd)) throw new ArgumentException("noise must be 0..255");
+        if (o.BlurProbability is < 0 or > 1 || o.CrowdedTextProbability is < 0 or > 1 || o.MaxBlurSigma is < 0.3 or > 5)
+            throw new ArgumentException("blur and crowded-text probabilities must be in [0, 1] and the blur sigma in [0.3, 5] px");
     }
 
     // Log-uniform, so small sizes are as common per octave as large ones.
@@ -230,6 +307,7 @@ public static class SpecimenGenerator
     private static string RandomText(Random rng, SpecimenOptions o)
     {
         if (o.Text is { Length: > 0 } t) return t;
+        if (o.CrowdedTextProbability > 0 && rng.NextDouble() < o.CrowdedTextProbability) return SpecimenOptions.CrowdedTexts[rng.Next(SpecimenOptions.CrowdedTexts.Count)];
         if (rng.NextDouble() < 0.5) return Pangrams[rng.Next(Pangrams.Length)];
         var sb = new StringBuilder();
         var chars = o.Charset.Where(c => !char.IsWhiteSpace(c)).ToArray();
@@ -256,7 +334,7 @@ public static class SpecimenGenerator
             if (y + lineH > canvas.Height - m) { failures++; continue; }
             int baseline = y + lm.Ascender;
             string text = RandomText(rng, o);
-            double tracking = rng.NextDouble() * o.MaxTracking * size;
+            double tracking = (o.MinTracking + rng.NextDouble() * (o.MaxTracking - o.MinTracking)) * size;
             double pen = m + rng.Next(0, Math.Max(1, size / 2));
             int placed = 0;
             // The face's own space stands in for characters it lacks, so no .notdef box is ever drawn.
@@ -285,8 +363,8 @@ public static class SpecimenGenerator
                 }
                 pen += shaped.Width + track;
             }
-            int gap = (int)Math.Round(lineH * (rng.NextDouble() * 0.4));
-            y += lineH + gap;
+            int gap = (int)Math.Round(lineH * (o.MinLineGap + rng.NextDouble() * (o.MaxLineGap - o.MinLineGap)));
+            y += Math.Max(1, lineH + gap);
             if (placed == 0) failures++;
         }
     }
@@ -413,12 +491,13 @@ public static class SpecimenGenerator
             return true;
         }
 
-        public RgbImage Paint(double[] bg, double[] fg, double noiseStd, Random rng)
+        public RgbImage Paint(double[] bg, double[] fg, double noiseStd, double blurSigma, Random rng)
         {
             var px = new byte[Width * Height * 3];
-            for (int i = 0; i < _alpha.Length; i++)
+            var alpha = blurSigma > 0 ? Blur(_alpha, Width, Height, blurSigma) : _alpha;
+            for (int i = 0; i < alpha.Length; i++)
             {
-                double a = _alpha[i];
+                double a = alpha[i];
                 for (int k = 0; k < 3; k++)
                 {
                     double v = bg[k] * (1 - a) + fg[k] * a;
@@ -427,6 +506,17 @@ public static class SpecimenGenerator
                 }
             }
             return new RgbImage(px, Height, Width);
+        }
+
+        // A scan's softness: OpenCV's Gaussian blur of the coverage, before colour and noise.
+        private static float[] Blur(float[] alpha, int w, int h, double sigma)
+        {
+            using var src = OpenCvSharp.Mat.FromPixelData(h, w, OpenCvSharp.MatType.CV_32FC1, alpha);
+            using var dst = new OpenCvSharp.Mat();
+            OpenCvSharp.Cv2.GaussianBlur(src, dst, new OpenCvSharp.Size(0, 0), sigma, sigma, OpenCvSharp.BorderTypes.Replicate);
+            var result = new float[alpha.Length];
+            System.Runtime.InteropServices.Marshal.Copy(dst.Data, result, 0, result.Length);
+            return result;
         }
 
         private static double Gaussian(Random rng)
