@@ -177,6 +177,49 @@ public sealed class Sam2ImagePredictor : IDisposable
         return new ImagePrediction(masks.DetachFromDisposeScope(), iou.DetachFromDisposeScope(), lowRes.DetachFromDisposeScope());
     }
 
+    /// <summary>
+    /// Several single-click prompts on one image in one decoder call: prompt i is one point (x, y) with label
+    /// <paramref name="labels"/>[i] (1 when null). Masks B×C×H×W, C = 3 with multimask output.
+    /// </summary>
+    public ImagePrediction PredictPoints(float[][] points, int[]? labels = null, bool multimaskOutput = true, bool returnLogits = false, bool normalizeCoords = true, int imageIndex = -1)
+    {
+        if (!IsImageSet) throw new InvalidOperationException("An image must be set with SetImage(...) before mask prediction.");
+        int idx = imageIndex < 0 ? _origHw.Count + imageIndex : imageIndex;
+        if (points.Length == 0) throw new ArgumentException("no points given");
+        labels ??= Enumerable.Repeat(1, points.Length).ToArray();
+        ValidatePrompts(points, labels, null, idx, normalizeCoords);
+        using var _ = inference_mode();
+        using var scope = NewDisposeScope();
+        var coords = _transforms.transform_coords(tensor(points.SelectMany(p => p).ToArray(), new long[] { points.Length, 1, 2 }, device: Device), normalizeCoords, _origHw[idx]);
+        var labelT = tensor(labels, new long[] { points.Length, 1 }, device: Device);
+        var (masks, iou, lowRes) = PredictCore(coords, labelT, null, null, multimaskOutput, returnLogits, idx);
+        return new ImagePrediction(masks.DetachFromDisposeScope(), iou.DetachFromDisposeScope(), lowRes.DetachFromDisposeScope());
+    }
+
+    /// <summary>
+    /// <see cref="PredictPoints"/> without upscaling: the decoder's low-res logits (B×C×S/4×S/4, S the model's image size,
+    /// clamped to ±32 as LowResMasks) and predicted IoUs (B×C), on the CPU. For callers that sample the masks only where
+    /// they need them (the glyph segmenter reads a few thousand pixels of each mask, not the whole crop).
+    /// </summary>
+    public (float[] Logits, float[] Ious, int Masks, int Size) PredictPointsLowRes(float[][] points, bool multimaskOutput = true, int imageIndex = -1)
+    {
+        if (!IsImageSet) throw new InvalidOperationException("An image must be set with SetImage(...) before mask prediction.");
+        int idx = imageIndex < 0 ? _origHw.Count + imageIndex : imageIndex;
+        if (points.Length == 0) throw new ArgumentException("no points given");
+        var labels = Enumerable.Repeat(1, points.Length).ToArray();
+        ValidatePrompts(points, labels, null, idx, true);
+        using var _ = inference_mode();
+        using var scope = NewDisposeScope();
+        var coords = _transforms.transform_coords(tensor(points.SelectMany(p => p).ToArray(), new long[] { points.Length, 1, 2 }, device: Device), true, _origHw[idx]);
+        var labelT = tensor(labels, new long[] { points.Length, 1 }, device: Device);
+        var (sparse, dense) = Model.sam_prompt_encoder.forward((coords, labelT), null, null);
+        var highRes = _highResFeats.Select(f => f[idx].unsqueeze(0)).ToList();
+        var (lowRes, iou, _, _) = Model.sam_mask_decoder.forward(_imageEmbed![idx].unsqueeze(0), Model.sam_prompt_encoder.get_dense_pe(), sparse, dense, multimaskOutput, points.Length > 1, highRes);
+        using var l = lowRes.clamp(-32.0, 32.0).to(ScalarType.Float32, CPU).contiguous();
+        using var i = iou.to(ScalarType.Float32, CPU).contiguous();
+        return (l.ToArray<float>(), i.ToArray<float>(), (int)lowRes.size(1), (int)lowRes.size(-1));
+    }
+
     /// <summary>One prompt set per image of a batch set with SetImageBatch.</summary>
     public List<ImagePrediction> PredictBatch(IReadOnlyList<float[][]?> pointCoordsBatch, IReadOnlyList<int[]?> pointLabelsBatch, IReadOnlyList<float[]?>? boxBatch = null,
                                               bool multimaskOutput = true, bool returnLogits = false, bool normalizeCoords = true)

@@ -20,16 +20,17 @@ internal static class GlyphsCommand
         var image = new Argument<string>("specimen") { Description = "a specimen sheet image (PNG, JPEG, ...)" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors), or a name: tiny, small, base_plus, large, sam2_hiera_* (SAM 2.0), glyph-demo (downloaded and cached on first use)", Required = true };
         var config = new Option<string?>("--config") { Description = "YAML config or built-in name; detected from the weights when left out" };
-        var noRefine = new Option<bool>("--no-refine") { Description = "keep SAM's masks as they are (no snapping to the ink at full resolution)" };
+        var noRefine = new Option<bool>("--no-refine") { Description = "keep SAM's masks as they are (no snapping to the ink at full resolution; box prompts, no splitting)" };
+        var noSplit = new Option<bool>("--no-split") { Description = "one glyph per ink candidate from a box prompt (letters that touch stay one mask); by default clicks inside each candidate split it into glyphs" };
         var maxGlyphs = Common.Int("--max-glyphs", $"refuse sheets with more glyph candidates than this (default TORCHSAM2_MAX_GLYPHS or {Limits.DefaultMaxGlyphCandidates:N0})",
                                    Limits.MaxGlyphCandidates, 1, 10_000_000);
         var minArea = Common.Int("--min-glyph-area", "ink specks with fewer pixels than this are not glyphs", 3, 0, 1_000_000);
         var output = new Option<string>("--out") { Description = "output folder (replaced as a whole by the new results)", DefaultValueFactory = _ => "out" };
         var device = Common.Device();
         var threads = Common.Threads();
-        var cmd = new Command("glyphs", "Segment every glyph of a font specimen (crop-and-segment with box prompts); writes overlay.png and glyphs.json (COCO RLE)");
+        var cmd = new Command("glyphs", "Segment every glyph of a font specimen (crops magnify small glyphs; clicks inside each ink candidate split letters that touch); writes overlay.png and glyphs.json (COCO RLE, with each glyph's prompt and split flag)");
         cmd.Arguments.Add(image);
-        foreach (var o in new Option[] { checkpoint, config, noRefine, maxGlyphs, minArea, output, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { checkpoint, config, noRefine, noSplit, maxGlyphs, minArea, output, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
@@ -39,7 +40,7 @@ internal static class GlyphsCommand
             using var outDir = OutputFolder.Begin(pr.GetValue(output)!, Outputs, "glyphs.json",
                 [("specimen", path), ("--checkpoint", ckpt), ("--config", Common.ConfigFile(pr.GetValue(config)))]);
             var sheet = Common.Doing($"reading the image '{path}'", () => RgbImage.Load(path));
-            var segOptions = new GlyphSegmenterOptions { Refine = !pr.GetValue(noRefine), MaxCandidates = pr.GetValue(maxGlyphs), MinGlyphArea = pr.GetValue(minArea) };
+            var segOptions = new GlyphSegmenterOptions { Refine = !pr.GetValue(noRefine), SplitTouching = !pr.GetValue(noSplit), MaxCandidates = pr.GetValue(maxGlyphs), MinGlyphArea = pr.GetValue(minArea) };
             // the candidates first: a sheet past the limits is refused before the model is loaded
             Common.Doing($"finding glyphs in '{path}'", () => GlyphSegmenter.FindCandidates(sheet, segOptions.MinGlyphArea, segOptions.MaxCandidates));
             var sw = Stopwatch.StartNew();
@@ -72,6 +73,8 @@ internal static class GlyphsCommand
                 width = w,
                 refine = segmenter.Options.Refine,
                 crops = segmenter.LastCropCount,
+                split_touching = segmenter.Options.Refine && segmenter.Options.SplitTouching,
+                split_candidates = segmenter.LastSplitCount,
                 glyphs = glyphs.Select(g =>
                 {
                     var rle = g.ToRle(h, w);
@@ -82,17 +85,20 @@ internal static class GlyphsCommand
                         box = g.Box,
                         bbox = new[] { bx, by, bw, bh },
                         score = g.Score,
+                        prompt = g.Prompt is { Point: { } pt } ? (object)new { point = pt } : g.Prompt is { Box: { } pb } ? new { box = pb } : null,
+                        split = g.Split,
                         area = rle.Area(),
                         segmentation = new { size = new[] { rle.Height, rle.Width }, counts = rle.ToCocoString() },
                     };
                 }),
-                timings_ms = new { load = loadMs, segment = segMs },
+                clicks = segmenter.LastTimings.Clicks,
+                timings_ms = new { load = loadMs, segment = segMs, encode = segmenter.LastTimings.Encode, decode = segmenter.LastTimings.Decode, cluster = segmenter.LastTimings.Cluster },
             };
             File.WriteAllText(outDir.File("glyphs.json"), CliJson.Serialize(json));
             outDir.Commit();
             if (glyphs.Any(g => !float.IsFinite(g.Score)))
                 Terminal.Warning("the model produced non-finite scores (NaN or infinite weights?); they are written as null");
-            Terminal.Out($"{glyphs.Count} glyph(s) in {segmenter.LastCropCount} crop(s); {segMs / 1000:F1} s");
+            Terminal.Out($"{glyphs.Count} glyph(s) in {segmenter.LastCropCount} crop(s), {segmenter.LastSplitCount} candidate(s) split; {segMs / 1000:F1} s");
             Terminal.Out($"wrote overlay.png and glyphs.json in {Terminal.Safe(outDir.Display)}");
             return 0;
         }));
@@ -113,7 +119,7 @@ internal static class GlyphsCommand
         var seed = new Option<int>("--seed") { Description = "random seed (same seed, same sheets)", DefaultValueFactory = _ => 0 };
         var width = Common.Int("--width", "sheet width in pixels (64..16384)", 1024, 64, 16384);
         var height = Common.Int("--height", "sheet height in pixels (64..16384)", 1024, 64, 16384);
-        var noise = Common.Real("--noise", "Gaussian pixel noise standard deviation (0..255 scale); crowded sheets default to 3", -1, -1, 255);
+        var noise = Common.Real("--noise", "Gaussian pixel noise standard deviation (0..255 scale); 0 by default, 3 for crowded sheets", 0, 0, 255);
         var style = new Option<string>("--style")
         {
             Description = "classic (lines and grids, 8-200 px, open spacing) or crowded (lines set so letters touch, italics overlap, tight leading, ligatures, 8-120 px, light noise and blur: the glyph-instance benchmark)",
@@ -140,8 +146,8 @@ internal static class GlyphsCommand
                 "crowded" => SpecimenOptions.Crowded,
                 var other => throw new UsageException($"--style must be classic or crowded, got '{Terminal.Safe(other)}'"),
             };
-            double n0 = pr.GetValue(noise);
-            var opts = preset with { Width = w, Height = h, NoiseStd = n0 >= 0 ? n0 : preset.NoiseStd };
+            bool noiseGiven = pr.GetResult(noise) is { Implicit: false };
+            var opts = preset with { Width = w, Height = h, NoiseStd = noiseGiven ? pr.GetValue(noise) : preset.NoiseStd };
             var missing = FontRegistry.Missing(s);
             if (missing.Count > 0)
                 Terminal.Note($"{missing.Count} registered {s} font(s) are not installed ({Terminal.Safe(string.Join(", ", missing.Select(f => f.DebianPackage).Distinct()))})");

@@ -20,8 +20,15 @@ public sealed record GlyphCandidate(int Id, int X0, int Y0, int X1, int Y1, int[
     public int H => Y1 - Y0 + 1;
 }
 
-/// <summary>One segmented glyph: its mask (in sheet coordinates), box (x0, y0, x1, y1, exclusive ends) and SAM's predicted IoU.</summary>
-public sealed record GlyphResult(int Id, GlyphMask Mask, float[] Box, float Score, GlyphCandidate Candidate)
+/// <summary>The prompt a glyph came from, in sheet pixels: a click (x, y) or a box (x0, y0, x1, y1).</summary>
+public sealed record GlyphPrompt(float[]? Point, float[]? Box);
+
+/// <summary>
+/// One segmented glyph: its mask (in sheet coordinates), box (x0, y0, x1, y1, exclusive ends), SAM's predicted IoU,
+/// the candidate (ink components) it came from, the prompt that stands for it, and whether its candidate was split
+/// into several glyphs (letters that touch).
+/// </summary>
+public sealed record GlyphResult(int Id, GlyphMask Mask, float[] Box, float Score, GlyphCandidate Candidate, GlyphPrompt? Prompt = null, bool Split = false)
 {
     public Rle ToRle(int imageHeight, int imageWidth) => Mask.ToRle(imageHeight, imageWidth);
 }
@@ -53,6 +60,21 @@ public sealed record GlyphSegmenterOptions
     /// of 65k specks would otherwise run for hours).
     /// </summary>
     public int MaxCandidates { get; init; } = Limits.MaxGlyphCandidates;
+
+    /// <summary>
+    /// Split candidates into glyphs with the model (letters that touch are one ink component): click prompts inside
+    /// every candidate, three masks per click, the best by predicted IoU, clustered into glyphs
+    /// (<see cref="GlyphInstances.Split"/>). Needs <see cref="Refine"/>; off, each candidate is one glyph from a box prompt.
+    /// </summary>
+    public bool SplitTouching { get; init; } = true;
+    /// <summary>Click spacing as a fraction of the candidate's height (and so of the glyph size).</summary>
+    public double ClickSpacing { get; init; } = 0.3;
+    /// <summary>Most clicks per candidate (a long run of touching letters gets a wider spacing).</summary>
+    public int MaxClicksPerCandidate { get; init; } = 96;
+    /// <summary>The candidate's height spans about this fraction of a click window.</summary>
+    public double ClickWindowFraction { get; init; } = 0.3;
+    /// <summary>Glyphs of a split smaller than this fraction of the candidate's ink are given back to their neighbours.</summary>
+    public double MinSplitFraction { get; init; } = 0.02;
 }
 
 /// <summary>
@@ -68,8 +90,21 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
     /// <summary>Crops encoded by the last Segment call.</summary>
     public int LastCropCount { get; private set; }
 
+    /// <summary>Where the last instance Segment call spent its time (ms): crop encoding, decoding and reading the clicks' masks, clustering.</summary>
+    public (double Encode, double Decode, double Cluster, int Clicks) LastTimings { get; private set; }
+
+    /// <summary>Candidates split into several glyphs by the last Segment call.</summary>
+    public int LastSplitCount { get; private set; }
+
     /// <summary>Segments all glyphs. Progress reports percent done (0..100).</summary>
     public List<GlyphResult> Segment(RgbImage sheet, IProgress<int>? progress = null)
+    {
+        LastSplitCount = 0;
+        return Options.Refine && Options.SplitTouching ? SegmentInstances(sheet, progress) : SegmentCandidates(sheet, progress);
+    }
+
+    // One glyph per candidate, from a box prompt around it.
+    private List<GlyphResult> SegmentCandidates(RgbImage sheet, IProgress<int>? progress)
     {
         var o = Options;
         var ink = FindInk(sheet);
@@ -114,7 +149,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                     var mask = Finish(c, masks.AsSpan(b * side * side, side * side), cx, cy, side, ink, labels, owner);
                     var (bx, by, bw, bh) = mask.BBox;
                     float[] box = bw > 0 ? [bx, by, bx + bw, by + bh] : [c.X0, c.Y0, c.X1 + 1, c.Y1 + 1];
-                    results[c.Id] = new GlyphResult(c.Id, mask, box, scores[b], c);
+                    results[c.Id] = new GlyphResult(c.Id, mask, box, scores[b], c, new GlyphPrompt(null, boxes[b].Select((v, k) => v + (k % 2 == 0 ? cx : cy)).ToArray()));
                 }
                 done += batch.Count;
                 progress?.Report(cands.Count == 0 ? 100 : done * 100 / cands.Count);
@@ -123,6 +158,149 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         Predictor.ResetPredictor();
         progress?.Report(100);
         return results.Select(r => r!).ToList();
+    }
+
+    // Clicks inside every candidate, encoded in windows sized by the candidate's height; each candidate's clicks are
+    // clustered into its glyphs (GlyphInstances.Split).
+    private List<GlyphResult> SegmentInstances(RgbImage sheet, IProgress<int>? progress)
+    {
+        var o = Options;
+        var ink = FindInk(sheet);
+        var (labels, comps) = Components(ink);
+        CheckComponentCount(comps.Count, o.MaxCandidates);
+        var cands = GroupCandidates(comps, o.MinGlyphArea);
+        CheckCandidateCount(cands.Count, o.MaxCandidates);
+        int h = sheet.Height, w = sheet.Width, modelSize = (int)Predictor.Model.image_size;
+        var owner = new int[comps.Count + 1];
+        Array.Fill(owner, -1);
+        foreach (var c in cands) foreach (var l in c.Components) owner[l] = c.Id;
+        progress?.Report(0);
+
+        // The candidate's own ink over its box.
+        var own = new bool[cands.Count][];
+        var clicks = new List<GlyphClick>();
+        int minSide = (int)Math.Ceiling(modelSize / o.MaxMagnification);
+        foreach (var c in cands)
+        {
+            var m = new bool[c.W * c.H];
+            for (int y = c.Y0; y <= c.Y1; y++)
+                for (int x = c.X0; x <= c.X1; x++)
+                    if (labels[y * w + x] is var l && l > 0 && owner[l] == c.Id) m[(y - c.Y0) * c.W + (x - c.X0)] = true;
+            own[c.Id] = m;
+            int side = Math.Min(Math.Max(minSide, (int)Math.Ceiling(c.H / o.ClickWindowFraction)), Math.Max(h, w));
+            foreach (var (x, y) in GlyphInstances.SampleClicks(c, m, Math.Max(1, o.ClickSpacing * c.H), o.MaxClicksPerCandidate))
+                clicks.Add(new GlyphClick(c.Id, x, y, side));
+        }
+
+        var windows = GlyphInstances.PlanWindows(clicks, cands, h, w);
+        LastCropCount = windows.Count;
+        var answers = new List<ClickMask>[cands.Count];
+        for (int i = 0; i < cands.Count; i++) answers[i] = new List<ClickMask>();
+        int done = 0;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        double encode = 0, decode = 0;
+        foreach (var (cx, cy, side, members) in windows)
+        {
+            sw.Restart();
+            Predictor.SetImage(Crop(sheet, cx, cy, side, ink.Background));
+            encode += sw.Elapsed.TotalMilliseconds;
+            sw.Restart();
+            for (int start = 0; start < members.Count; start += o.MaxBoxesPerBatch)
+            {
+                var batch = members.Skip(start).Take(o.MaxBoxesPerBatch).Select(i => clicks[i]).ToList();
+                var (logits, scores, k, low) = Predictor.PredictPointsLowRes(batch.Select(p => new[] { p.X - cx + 0.5f, p.Y - cy + 0.5f }).ToArray());
+                var window = new LowResWindow(logits, low, cx, cy, side);
+                for (int b = 0; b < batch.Count; b++)
+                {
+                    var p = batch[b];
+                    answers[p.Candidate].Add(Choose(p, cands[p.Candidate], own[p.Candidate], window, scores, b, k));
+                }
+                done += batch.Count;
+                progress?.Report(clicks.Count == 0 ? 100 : (int)(done * 99L / clicks.Count));
+            }
+            decode += sw.Elapsed.TotalMilliseconds;
+        }
+        Predictor.ResetPredictor();
+
+        sw.Restart();
+        var results = new List<GlyphResult>();
+        foreach (var c in cands)
+        {
+            var glyphs = GlyphInstances.Split(c, own[c.Id], answers[c.Id], Math.Max(o.MinGlyphArea, (int)Math.Ceiling(o.MinSplitFraction * c.Area)));
+            if (glyphs.Count > 1) LastSplitCount++;
+            foreach (var g in glyphs.OrderBy(g => FirstColumn(g.Bits, c.W, c.H)))
+            {
+                var mask = new GlyphMask(c.X0, c.Y0, c.W, c.H, g.Bits).Tight();
+                var (bx, by, bw, bh) = mask.BBox;
+                var click = g.Seed.Click;
+                results.Add(new GlyphResult(results.Count, mask, [bx, by, bx + bw, by + bh], g.Seed.Score, c,
+                                            new GlyphPrompt([click.X + 0.5f, click.Y + 0.5f], null), glyphs.Count > 1));
+            }
+        }
+        LastTimings = (encode, decode, sw.Elapsed.TotalMilliseconds, clicks.Count);
+        progress?.Report(100);
+        return results;
+    }
+
+    private static int FirstColumn(bool[] bits, int w, int h)
+    {
+        int first = int.MaxValue;
+        for (int i = 0; i < bits.Length; i++) if (bits[i]) first = Math.Min(first, i % w);
+        return first;
+    }
+
+    // Low-res logits of a window's clicks, read at sheet pixels: one bilinear step from the decoder's grid to the
+    // window's pixels (align_corners = false, as the predictor's upscaling), so only the pixels a candidate needs are read.
+    private readonly record struct LowResWindow(float[] Logits, int Low, int X, int Y, int Side)
+    {
+        public bool Inside(int x, int y) => x >= X && y >= Y && x < X + Side && y < Y + Side;
+
+        public float At(int mask, int x, int y)
+        {
+            double scale = (double)Low / Side;
+            double sx = Math.Clamp((x - X + 0.5) * scale - 0.5, 0, Low - 1), sy = Math.Clamp((y - Y + 0.5) * scale - 0.5, 0, Low - 1);
+            int x0 = (int)sx, y0 = (int)sy, x1 = Math.Min(x0 + 1, Low - 1), y1 = Math.Min(y0 + 1, Low - 1);
+            double fx = sx - x0, fy = sy - y0;
+            int o = mask * Low * Low;
+            double top = Logits[o + y0 * Low + x0] * (1 - fx) + Logits[o + y0 * Low + x1] * fx;
+            double bottom = Logits[o + y1 * Low + x0] * (1 - fx) + Logits[o + y1 * Low + x1] * fx;
+            return (float)(top * (1 - fy) + bottom * fy);
+        }
+    }
+
+    // The mask of one click: of the decoder's k masks, those holding the clicked pixel are eligible; the best by
+    // predicted IoU wins, a mask wider than twice the candidate's height (a run of letters, not one) only when no
+    // other holds the click. The mask is cut to the candidate's own ink.
+    private static ClickMask Choose(GlyphClick p, GlyphCandidate c, bool[] own, LowResWindow win, float[] scores, int b, int k)
+    {
+        bool[]? best = null;
+        float bestScore = float.NegativeInfinity;
+        int bestRank = int.MaxValue;
+        for (int j = 0; j < k; j++)
+        {
+            int mask = b * k + j;
+            bool holds = win.Inside(p.X, p.Y) && win.At(mask, p.X, p.Y) > 0;
+            var bits = new bool[c.W * c.H];
+            int minX = int.MaxValue, maxX = -1;
+            for (int y = Math.Max(c.Y0, win.Y); y <= Math.Min(c.Y1, win.Y + win.Side - 1); y++)
+                for (int x = Math.Max(c.X0, win.X); x <= Math.Min(c.X1, win.X + win.Side - 1); x++)
+                {
+                    int i = (y - c.Y0) * c.W + (x - c.X0);
+                    if (!own[i] || win.At(mask, x, y) <= 0) continue;
+                    bits[i] = true;
+                    minX = Math.Min(minX, x);
+                    maxX = Math.Max(maxX, x);
+                }
+            int rank = !holds ? 2 : maxX - minX + 1 > 2 * c.H ? 1 : 0;
+            float s = scores[b * k + j];
+            if (rank < bestRank || (rank == bestRank && s > bestScore))
+            {
+                best = bits;
+                bestScore = s;
+                bestRank = rank;
+            }
+        }
+        return new ClickMask(p, best!, bestScore);
     }
 
     // Turns SAM's crop mask into the glyph's sheet mask, restricted to the candidate's neighbourhood.
