@@ -174,7 +174,9 @@ internal static class GlyphsCommand
         var gt = new Option<string>("--gt") { Description = "ground truth COCO instances (e.g. annotations.json from torchsam2 specimens)", Required = true };
         var tol = Common.Int("--tolerance", $"boundary tolerance in pixels (0..{Limits.MaxBoundaryTolerance})", 2, 0, Limits.MaxBoundaryTolerance);
         var asJson = new Option<bool>("--json") { Description = "print the metrics as JSON" };
-        var cmd = new Command("eval", "Score glyph masks against a COCO ground truth: foreground IoU, mean glyph IoU, recall@0.5, boundary F");
+        var cmd = new Command("eval",
+            "Score glyph masks against a COCO ground truth: foreground IoU, one-to-one matched mean glyph IoU, recall@0.5 and precision@0.5, " +
+            "thin-stroke recall (GT hairline pixels kept), boundary F; recall and glyph IoU per style, size band and for ligatures");
         foreach (var o in new Option[] { pred, gt, tol, asJson }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
@@ -185,20 +187,39 @@ internal static class GlyphsCommand
             var r = Common.Doing("scoring", () => GlyphEval.Evaluate(gtCoco, predCoco, pr.GetValue(tol)));
             if (pr.GetValue(asJson))
             {
+                var bands = new Dictionary<string, object>();
+                foreach (var kind in r.Bands.GroupBy(b => b.Kind))
+                {
+                    static object Stats(GlyphBand b) => new { gt = b.GtGlyphs, recall50 = b.Recall50, mean_glyph_iou = b.MeanGlyphIoU };
+                    // the ligature band is one band; style and size map their labels to bands
+                    bands[kind.Key] = kind.Key == "ligature" ? Stats(kind.First()) : kind.ToDictionary(b => b.Label, Stats);
+                }
                 Terminal.Out(CliJson.Serialize(new
                 {
                     images = r.Images, gt_glyphs = r.GtGlyphs, predictions = r.PredGlyphs, fg_iou = r.ForegroundIoU, mean_glyph_iou = r.MeanGlyphIoU,
-                    recall50 = r.Recall50, boundary_f = r.BoundaryF, tolerance_px = pr.GetValue(tol),
+                    recall50 = r.Recall50, precision50 = r.Precision50, matched = r.Matched, matched50 = r.Matched50,
+                    thin_stroke_recall = r.ThinStrokeRecall, hairline_px = r.HairlinePixels,
+                    boundary_f = r.BoundaryF, tolerance_px = pr.GetValue(tol), bands,
                 }, indented: false));
                 return 0;
             }
-            Terminal.Out($"images          {r.Images}");
-            Terminal.Out($"GT glyphs       {r.GtGlyphs}");
-            Terminal.Out($"predictions     {r.PredGlyphs}");
-            Terminal.Out($"fgIoU           {r.ForegroundIoU:F4}");
-            Terminal.Out($"mean glyph IoU  {r.MeanGlyphIoU:F4}");
-            Terminal.Out($"recall@0.5      {r.Recall50:F4}");
-            Terminal.Out($"boundary F      {r.BoundaryF:F4} (precision {r.BoundaryPrecision:F4}, recall {r.BoundaryRecall:F4}, tolerance {pr.GetValue(tol)} px)");
+            void Line(string name, string value) => Terminal.Out($"{name,-20}{value}");
+            Line("images", $"{r.Images}");
+            Line("GT glyphs", $"{r.GtGlyphs}");
+            Line("predictions", $"{r.PredGlyphs} ({r.Matched} matched one-to-one, {r.Matched50} with IoU ≥ 0.5)");
+            Line("fgIoU", $"{r.ForegroundIoU:F4}");
+            Line("mean glyph IoU", $"{r.MeanGlyphIoU:F4}");
+            Line("recall@0.5", $"{r.Recall50:F4}");
+            Line("precision@0.5", $"{r.Precision50:F4}");
+            Line("thin-stroke recall", $"{r.ThinStrokeRecall:F4} ({r.HairlinePixels} GT hairline px)");
+            Line("boundary F", $"{r.BoundaryF:F4} (precision {r.BoundaryPrecision:F4}, recall {r.BoundaryRecall:F4}, tolerance {pr.GetValue(tol)} px)");
+            foreach (var kind in r.Bands.GroupBy(b => b.Kind))
+            {
+                Terminal.Out("");
+                Terminal.Out($"{kind.Key switch { "size" => "size (px)", "ligature" => "ligatures", var k => k },-20}{"GT",8}{"recall@0.5",12}{"glyph IoU",11}");
+                foreach (var b in kind)
+                    Terminal.Out($"  {Terminal.Safe(b.Label),-18}{b.GtGlyphs,8}{b.Recall50,12:F4}{b.MeanGlyphIoU,11:F4}");
+            }
             return 0;
         }));
         return cmd;

@@ -7,9 +7,22 @@ namespace TorchSam2.Glyphs;
 
 public sealed record CocoImage(int Id, string FileName, int Width, int Height);
 
-/// <summary>One glyph instance: COCO fields plus the specimen attributes (font, char, size_px) and a score for predictions.</summary>
-public sealed record CocoGlyph(int Id, int ImageId, Rle Segmentation, float? Score = null, string? Font = null, string? Char = null, int? SizePx = null)
+/// <summary>
+/// One glyph instance: COCO fields plus the specimen attributes (font, char, size_px, ligature, style) and a score for
+/// predictions. <paramref name="Ligature"/> and <paramref name="Style"/> are null when a file does not carry them
+/// (files written before they existed); <see cref="IsLigature"/> and <see cref="StyleName"/> then derive them as
+/// <see cref="GlyphCoco.ToJson"/> does.
+/// </summary>
+public sealed record CocoGlyph(int Id, int ImageId, Rle Segmentation, float? Score = null, string? Font = null, string? Char = null, int? SizePx = null,
+                               bool? Ligature = null, string? Style = null)
 {
+    /// <summary>The "ligature" attribute, else whether <see cref="Char"/> holds more than one character (one mask for several).</summary>
+    public bool IsLigature => Ligature ?? (Char is not null && new System.Globalization.StringInfo(Char).LengthInTextElements > 1);
+
+    /// <summary>The "style" attribute, else <see cref="FontRegistry.StyleOf"/> of <see cref="Font"/>; null with neither.</summary>
+    public string? StyleName => Style ?? (Font is null ? null : FontRegistry.StyleOf(Font));
+
+
     /// <summary>The mask in its tight box (decoded from the runs without a full-image array).</summary>
     public GlyphMask Mask()
     {
@@ -51,13 +64,13 @@ public sealed class GlyphCoco
                 ["iscrowd"] = 0,
             };
             if (a.Score is { } s) o["score"] = s;
-            if (a.Font is not null || a.Char is not null || a.SizePx is not null)
+            if (a.Font is not null || a.Char is not null || a.SizePx is not null || a.Ligature is not null || a.Style is not null)
                 o["attributes"] = new JsonObject
                 {
                     ["font"] = a.Font, ["char"] = a.Char, ["size_px"] = a.SizePx,
                     // explicit, so a ligature's one mask for several characters is never mistaken for a merge
-                    ["ligature"] = a.Char is not null && new System.Globalization.StringInfo(a.Char).LengthInTextElements > 1,
-                    ["style"] = a.Font is null ? null : FontRegistry.StyleOf(a.Font),
+                    ["ligature"] = a.IsLigature,
+                    ["style"] = a.StyleName,
                 };
             anns.Add(o);
         }
@@ -196,8 +209,16 @@ public sealed class GlyphCoco
         }
         return new CocoGlyph(a["id"] is not null ? Int(a, "id", where) : 0, imageId, rle, score,
                              attrs is null ? null : Str(attrs, "font", where), attrs is null ? null : Str(attrs, "char", where),
-                             attrs?["size_px"] is not null ? Int(attrs, "size_px", where) : null);
+                             attrs?["size_px"] is not null ? Int(attrs, "size_px", where) : null,
+                             attrs is null ? null : Bool(attrs, "ligature", where), attrs is null ? null : Str(attrs, "style", where));
     }
+
+    private static bool? Bool(JsonObject o, string key, string where) => o[key] switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => v.GetValue<bool>(),
+        _ => throw new InvalidDataException($"{where}: '{key}' must be true or false"),
+    };
 
     private static int Int(JsonObject o, string key, string where) =>
         o[key] is { } n ? IntValue(n, $"{where}: '{key}'") : throw new InvalidDataException($"{where}: '{key}' is missing");

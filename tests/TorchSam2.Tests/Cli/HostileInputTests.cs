@@ -341,7 +341,32 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
         var ok = Run("eval", "--gt", big, "--pred", big, "--json", "--tolerance", "256");
         Assert.True(ok.Code == 0, ok.Output);
         using (var j = JsonDocument.Parse(ok.Stdout))
-            Assert.Equal(1.0, j.RootElement.GetProperty("boundary_f").GetDouble());
+        {
+            var root = j.RootElement;
+            Assert.Equal(1.0, root.GetProperty("boundary_f").GetDouble());
+            foreach (var key in new[] { "fg_iou", "mean_glyph_iou", "recall50", "precision50", "thin_stroke_recall" })
+                Assert.InRange(root.GetProperty(key).GetDouble(), 0, 1);
+            // 60 identical masks on each side, matched one to one
+            Assert.Equal((60, 60), (root.GetProperty("matched").GetInt32(), root.GetProperty("matched50").GetInt32()));
+            Assert.Equal(JsonValueKind.Object, root.GetProperty("bands").ValueKind); // no attributes: no bands
+        }
+        // with attributes (a 1-px column, italic, 9 px, "fi" so a ligature): bands in the JSON and in the table
+        var banded = f.Write("coco_bands.json", """{"images":[{"id":1,"file_name":"a.png","width":4,"height":4}],"annotations":[{"id":1,"image_id":1,"segmentation":{"size":[4,4],"counts":[0,4,12]},"attributes":{"font":"X-Italic","char":"fi","size_px":9}}]}""");
+        var bj = Run("eval", "--gt", banded, "--pred", banded, "--json");
+        Assert.True(bj.Code == 0, bj.Output);
+        using (var j = JsonDocument.Parse(bj.Stdout))
+        {
+            var bands = j.RootElement.GetProperty("bands");
+            Assert.Equal(1, bands.GetProperty("style").GetProperty("italic").GetProperty("gt").GetInt32());
+            Assert.Equal(1.0, bands.GetProperty("size").GetProperty("8-15").GetProperty("recall50").GetDouble());
+            Assert.Equal(1.0, bands.GetProperty("ligature").GetProperty("mean_glyph_iou").GetDouble());
+            Assert.Equal(1.0, j.RootElement.GetProperty("thin_stroke_recall").GetDouble());
+            Assert.Equal(4, j.RootElement.GetProperty("hairline_px").GetInt32());
+        }
+        var bt = Run("eval", "--gt", banded, "--pred", banded);
+        Assert.True(bt.Code == 0, bt.Output);
+        foreach (var line in new[] { "precision@0.5", "thin-stroke recall", "size (px)", "8-15", "italic", "ligature" })
+            Assert.Contains(line, bt.Stdout);
         Assert.True(ok.PeakRssBytes < MemoryBoundBytes, $"peak RSS {ok.PeakRssMb:F0} MB");
 
         AssertFails(RunEnv(new() { ["TORCHSAM2_MAX_ANNOTATIONS"] = "10" }, "eval", "--gt", big, "--pred", big), 1, "coco_big.json", "60 annotations", "TORCHSAM2_MAX_ANNOTATIONS");
