@@ -114,6 +114,98 @@ public class SpecimenGeneratorTests
     }
 
     [Fact]
+    public void NegativeTrackingMakesLettersTouchAndKeepsEachMaskExact()
+    {
+        var open = Small with { Fonts = ["DejaVuSerif"], Text = "rnmvvwABC", Layout = SpecimenLayout.Lines, MinSizePx = 40, MaxSizePx = 40, MinTracking = 0.25, MaxTracking = 0.25, MinLineGap = 1, MaxLineGap = 1 };
+        var (sheetOpen, glyphsOpen) = SpecimenGenerator.Generate(open, 5);
+        var (sheetTight, glyphsTight) = SpecimenGenerator.Generate(open with { MinTracking = -0.12, MaxTracking = -0.12 }, 5);
+        // Same glyphs (one line, repeated), same masks up to their position.
+        Assert.Equal(glyphsOpen.Take(9).Select(g => g.Char), glyphsTight.Take(9).Select(g => g.Char));
+        Assert.Equal(glyphsOpen[0].Mask.Bits, glyphsTight[0].Mask.Bits);
+        // Open: every letter is its own ink component; tight: neighbours merge into fewer candidates than letters.
+        Assert.Equal(glyphsOpen.Count, GlyphSegmenter.FindCandidates(sheetOpen).Count);
+        int tightCands = GlyphSegmenter.FindCandidates(sheetTight).Count;
+        Assert.True(tightCands * 3 < glyphsTight.Count * 2, $"{tightCands} candidates for {glyphsTight.Count} touching glyphs");
+        // Touching means masks of neighbours share a border or pixels, as they must when ink merges.
+        Assert.Contains(glyphsTight.Zip(glyphsTight.Skip(1)), p => p.Second.BBox.x <= p.First.BBox.x + p.First.BBox.w);
+    }
+
+    [Fact]
+    public void TightLeadingStacksLinesIntoEachOther()
+    {
+        var opts = Small with { Fonts = ["LiberationSerif-Regular"], Text = "gjpqy Tfhkl", Layout = SpecimenLayout.Lines, MinSizePx = 30, MaxSizePx = 30, MinLineGap = -0.3, MaxLineGap = -0.3, MaxTracking = 0 };
+        var (_, glyphs) = SpecimenGenerator.Generate(opts, 6);
+        // Descenders of line n reach below the tops of line n+1's ascenders.
+        var g1 = glyphs.Where(g => g.Char is "g" or "j" or "p" or "q" or "y").ToList();
+        var asc = glyphs.Where(g => g.Char is "T" or "f" or "h" or "k" or "l").ToList();
+        Assert.Contains(g1, d => asc.Any(a => a.Mask.Y > d.Mask.Y && a.Mask.Y < d.Mask.Y + d.Mask.Height));
+        // With open leading they do not.
+        var (_, open) = SpecimenGenerator.Generate(opts with { MinLineGap = 0.3, MaxLineGap = 0.3 }, 6);
+        var d2 = open.Where(g => g.Char is "g" or "j" or "p" or "q" or "y").ToList();
+        var a2 = open.Where(g => g.Char is "T" or "f" or "h" or "k" or "l").ToList();
+        Assert.DoesNotContain(d2, d => a2.Any(a => a.Mask.Y > d.Mask.Y && a.Mask.Y < d.Mask.Y + d.Mask.Height));
+    }
+
+    [Fact]
+    public void CrowdedSheetsMarkLigaturesAndBlurOnlyThePixels()
+    {
+        var opts = SpecimenOptions.Crowded with { Width = 384, Height = 384, Split = FontSplit.HeldOut };
+        var (sharp, g1) = SpecimenGenerator.Generate(opts with { BlurProbability = 0 }, 9);
+        var (soft, g2) = SpecimenGenerator.Generate(opts with { BlurProbability = 1 }, 9);
+        Assert.Equal(g1.Count, g2.Count);
+        Assert.Equal(g1.Select(g => g.Mask.Bits.Length), g2.Select(g => g.Mask.Bits.Length));
+        Assert.NotEqual(sharp.Pixels, soft.Pixels);
+        Assert.All(g1, g => Assert.InRange(g.SizePx, 8, 120));
+        // A ligature is one annotation for several characters, and says so in the COCO attributes.
+        var (_, lig) = SpecimenGenerator.Generate(Small with { Fonts = ["DejaVuSans"], Text = "office", Layout = SpecimenLayout.Lines, MinSizePx = 30, MaxSizePx = 30, Ligatures = true }, 4);
+        var ffi = lig.First(g => g.Char == "ffi");
+        Assert.True(ffi.IsLigature);
+        Assert.False(lig.First(g => g.Char == "o").IsLigature);
+        var coco = new GlyphCoco();
+        coco.Images.Add(new CocoImage(1, "a.png", 320, 384));
+        coco.Annotations.Add(new CocoGlyph(1, 1, ffi.Mask.ToRle(320, 384), null, "DejaVuSans", ffi.Char, 30));
+        var attrs = coco.ToJson()["annotations"]![0]!["attributes"]!;
+        Assert.True((bool)attrs["ligature"]!);
+        Assert.Equal("regular", (string)attrs["style"]!);
+    }
+
+    [Theory]
+    [InlineData("Lato-HairlineItalic", "hairline italic")]
+    [InlineData("Lato-Hairline", "hairline")]
+    [InlineData("Roboto-Thin", "hairline")]
+    [InlineData("DejaVuSans-ExtraLight", "hairline")]
+    [InlineData("NimbusRoman-Italic", "italic")]
+    [InlineData("DejaVuSansCondensed-Oblique", "italic")]
+    [InlineData("Z003-MediumItalic", "italic")]
+    [InlineData("URWGothic-Demi", "bold")]
+    [InlineData("URWBookman-Light", "regular")]
+    [InlineData("LiberationMono-Regular", "regular")]
+    public void FontStylesComeFromTheFaceName(string font, string style) => Assert.Equal(style, FontRegistry.StyleOf(font));
+
+    [Fact]
+    public void HeldOutFontsIncludeHairlineAndItalicFacesAndShareNoFamilyWithTraining()
+    {
+        var held = FontRegistry.All.Where(f => f.Split == FontSplit.HeldOut).ToList();
+        Assert.Contains(held, f => f.Style == "hairline");
+        Assert.Contains(held, f => f.Style == "hairline italic");
+        Assert.Contains(held, f => f.Style == "italic");
+        static string Family(string n) => n.Split('-')[0].Replace("Narrow", "").Replace("Sans", "").Replace("Serif", "").Replace("Mono", "").Replace("PS", "");
+        var trainFamilies = FontRegistry.All.Where(f => f.Split == FontSplit.Train).Select(f => Family(f.Name)).ToHashSet();
+        Assert.DoesNotContain(held, f => trainFamilies.Contains(Family(f.Name)));
+    }
+
+    [Theory]
+    [InlineData(-0.6, 0.1, 0, 0.4)]
+    [InlineData(0.2, 0.1, 0, 0.4)]
+    [InlineData(0, 0.1, -0.7, 0.4)]
+    [InlineData(0, 0.1, 0.5, 0.4)]
+    public void AbsurdSpacingIsRefused(double minTrack, double maxTrack, double minGap, double maxGap)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => SpecimenGenerator.Generate(Small with { MinTracking = minTrack, MaxTracking = maxTrack, MinLineGap = minGap, MaxLineGap = maxGap }, 1));
+        Assert.Contains("range", ex.Message);
+    }
+
+    [Fact]
     public void SameSeedSameSheet()
     {
         var (a, ga) = SpecimenGenerator.Generate(Small with { NoiseStd = 3 }, 42);
