@@ -9,7 +9,7 @@ packages=(libgtk-3-0          # OpenCvSharp4's native library links against GTK 
           libfontconfig1      # SkiaSharp's native library
           chromium            # the browser tests of torchsam2 serve (Playwright drives it; no browser download)
           # fonts for the glyph specimens (train and held-out faces)
-          fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-freefont-ttf fonts-urw-base35)
+          fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-freefont-ttf fonts-urw-base35 fonts-lato fonts-roboto-unhinted)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

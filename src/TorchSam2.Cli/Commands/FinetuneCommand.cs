@@ -15,7 +15,7 @@ internal static class FinetuneCommand
     {
         var config = new Option<string>("--config") { Description = "YAML config or built-in name (sam2.1_hiera_t, ...)", Required = true };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "initial weights (.pt or .safetensors); random init when left out" };
-        var data = new Option<string>("--data") { Description = "training data: a COCO JSON file, a folder of image + mask PNG pairs, glyph-crops:SPLIT:COUNT[:SEED[:STYLE]] (generated specimen crops, SPLIT train or heldout, STYLE classic (default), crowded (touching letters, tight leading, ligatures) or mixed), or video:FOLDER (JPEGImages/VIDEO/*.jpg + Annotations/VIDEO/*.png: trains on clips with memory)", Required = true };
+        var data = new Option<string>("--data") { Description = "training data: a COCO JSON file, a folder of image + mask PNG pairs, glyph-crops:SPLIT:COUNT[:SEED[:STYLE]] (generated specimen crops, SPLIT train or heldout, STYLE classic (default), crowded (touching letters, tight leading, ligatures), tight (crowded, tighter still) or mixed), or video:FOLDER (JPEGImages/VIDEO/*.jpg + Annotations/VIDEO/*.png: trains on clips with memory)", Required = true };
         var val = new Option<string?>("--val") { Description = "validation data (same formats); mean IoU is reported each epoch; with video:FOLDER data, video:FOLDER (JPEGImages/ + Annotations/) whose J&F is reported each epoch" };
         var outDir = new Option<string>("--out") { Description = "output folder (model.safetensors, model.pt, checkpoint/; a new run replaces an earlier run's files when it succeeds)", Required = true };
         var epochs = Common.Int("--epochs", "passes over the training data (1..1000000)", 1, 1, 1_000_000);
@@ -201,14 +201,16 @@ internal static class FinetuneCommand
         int seed = 0;
         if (parts.Length == 4 && !int.TryParse(parts[3], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out seed))
             throw new UsageException($"{option} '{Terminal.Safe(spec)}': SEED must be a whole number, got '{Terminal.Safe(parts[3])}'");
-        double crowded = parts.Length < 5 ? 0 : parts[4].ToLowerInvariant() switch
+        string style = parts.Length < 5 ? "classic" : parts[4].ToLowerInvariant();
+        double crowded = style switch
         {
             "classic" => 0,
-            "crowded" => 1,
+            "crowded" or "tight" => 1,
             "mixed" => 0.5,
-            var other => throw new UsageException($"{option} '{Terminal.Safe(spec)}': STYLE must be classic, crowded or mixed, got '{Terminal.Safe(other)}'"),
+            var other => throw new UsageException($"{option} '{Terminal.Safe(spec)}': STYLE must be classic, crowded, tight or mixed, got '{Terminal.Safe(other)}'"),
         };
-        return new TorchSam2.Glyphs.GlyphCropDataset(count, split, seed, crowdedFraction: crowded);
+        return new TorchSam2.Glyphs.GlyphCropDataset(count, split, seed, crowdedFraction: crowded,
+                                                     crowded: style == "tight" ? TorchSam2.Glyphs.SpecimenOptions.Tight : null);
     }
 
     // Progress<T> posts to the thread pool; report synchronously on the training thread instead.

@@ -24,12 +24,14 @@ public sealed class GlyphCropDataset : ISegmentationDataset
     /// <param name="split">train or held-out fonts</param>
     /// <param name="cropsPerSheet">consecutive samples cut from one sheet (rendering a sheet is the slow part)</param>
     /// <param name="minSide">smallest crop side (the segmenter magnifies small glyphs at most model size / 8)</param>
-    /// <param name="crowdedFraction">share of sheets set in <see cref="SpecimenOptions.Crowded"/> (touching letters, tight leading, ligatures)</param>
-    public GlyphCropDataset(int count, FontSplit split, int seed, int cropsPerSheet = 16, int minSide = 32, SpecimenOptions? options = null, double crowdedFraction = 0)
+    /// <param name="crowdedFraction">share of sheets set in <paramref name="crowded"/> (touching letters, tight leading, ligatures)</param>
+    /// <param name="crowded">the style of those sheets, <see cref="SpecimenOptions.Crowded"/> by default (split and size are this dataset's)</param>
+    public GlyphCropDataset(int count, FontSplit split, int seed, int cropsPerSheet = 16, int minSide = 32, SpecimenOptions? options = null, double crowdedFraction = 0,
+                            SpecimenOptions? crowded = null)
     {
         if (crowdedFraction is < 0 or > 1 || double.IsNaN(crowdedFraction)) throw new ArgumentOutOfRangeException(nameof(crowdedFraction), "the crowded fraction must be in [0, 1]");
         _crowdedFraction = crowdedFraction;
-        _crowded = SpecimenOptions.Crowded with { Split = split, Width = (options ?? new SpecimenOptions()).Width, Height = (options ?? new SpecimenOptions()).Height };
+        _crowded = (crowded ?? SpecimenOptions.Crowded) with { Split = split, Width = (options ?? new SpecimenOptions()).Width, Height = (options ?? new SpecimenOptions()).Height };
         if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), "count must be positive");
         Count = count;
         _seed = seed;

@@ -11,7 +11,9 @@ namespace TorchSam2.Glyphs;
 /// <param name="Threshold">luma threshold (ink is ≤ it for dark ink, &gt; it for light ink)</param>
 /// <param name="DarkInk">true when ink is darker than the background (the background is the majority class)</param>
 /// <param name="Background">mean RGB of the background pixels</param>
-public sealed record InkMap(int Height, int Width, bool[] Ink, int Threshold, bool DarkInk, byte[] Background);
+/// <param name="Faint">hairline ridges lighter than the threshold (see <see cref="GlyphSegmenter.FindInk"/>): never used to find candidates, so they
+/// cannot bridge letters, but added to the glyph they continue</param>
+public sealed record InkMap(int Height, int Width, bool[] Ink, int Threshold, bool DarkInk, byte[] Background, bool[]? Faint = null);
 
 /// <summary>A glyph candidate: connected ink components grouped into one character. Box is inclusive (x0, y0, x1, y1).</summary>
 public sealed record GlyphCandidate(int Id, int X0, int Y0, int X1, int Y1, int[] Components, long Area)
@@ -157,7 +159,9 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         }
         Predictor.ResetPredictor();
         progress?.Report(100);
-        return results.Select(r => r!).ToList();
+        var list = results.Select(r => r!).ToList();
+        if (o.Refine) AttachFaint(list, ink);
+        return list;
     }
 
     // Clicks inside every candidate, encoded in windows sized by the candidate's height; each candidate's clicks are
@@ -237,9 +241,66 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                                             new GlyphPrompt([click.X + 0.5f, click.Y + 0.5f], null), glyphs.Count > 1));
             }
         }
+        AttachFaint(results, ink);
         LastTimings = (encode, decode, sw.Elapsed.TotalMilliseconds, clicks.Count);
         progress?.Report(100);
         return results;
+    }
+
+    // Faint hairline pixels join the glyph whose ink they continue (8-connected, through faint pixels only); faint
+    // pixels that touch no glyph stay out. Masks are replaced by masks that include their hairlines.
+    private static void AttachFaint(List<GlyphResult> results, InkMap ink)
+    {
+        if (ink.Faint is not { } faint || results.Count == 0) return;
+        int h = ink.Height, w = ink.Width;
+        var label = new int[h * w];
+        Array.Fill(label, -1);
+        var queue = new Queue<int>();
+        for (int k = 0; k < results.Count; k++)
+        {
+            var m = results[k].Mask;
+            for (int y = 0; y < m.Height; y++)
+                for (int x = 0; x < m.Width; x++)
+                    if (m.Bits[y * m.Width + x])
+                    {
+                        int i = (m.Y + y) * w + m.X + x;
+                        if (label[i] >= 0) continue;
+                        label[i] = k;
+                        queue.Enqueue(i);
+                    }
+        }
+        var added = new List<int>[results.Count];
+        while (queue.Count > 0)
+        {
+            int i = queue.Dequeue();
+            int x = i % w, y = i / w;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++)
+                {
+                    int nx = x + dx, ny = y + dy;
+                    if ((dx | dy) == 0 || nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
+                    int j = ny * w + nx;
+                    if (!faint[j] || label[j] >= 0) continue;
+                    label[j] = label[i];
+                    (added[label[i]] ??= new List<int>()).Add(j);
+                    queue.Enqueue(j);
+                }
+        }
+        for (int k = 0; k < results.Count; k++)
+        {
+            if (added[k] is not { } px) continue;
+            var r = results[k];
+            int x0 = Math.Min(r.Mask.X, px.Min(i => i % w)), y0 = Math.Min(r.Mask.Y, px.Min(i => i / w));
+            int x1 = Math.Max(r.Mask.X + r.Mask.Width - 1, px.Max(i => i % w)), y1 = Math.Max(r.Mask.Y + r.Mask.Height - 1, px.Max(i => i / w));
+            int bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+            var bits = new bool[bw * bh];
+            for (int y = 0; y < r.Mask.Height; y++)
+                for (int x = 0; x < r.Mask.Width; x++)
+                    if (r.Mask.Bits[y * r.Mask.Width + x]) bits[(r.Mask.Y + y - y0) * bw + r.Mask.X + x - x0] = true;
+            foreach (int i in px) bits[(i / w - y0) * bw + i % w - x0] = true;
+            var mask = new GlyphMask(x0, y0, bw, bh, bits);
+            results[k] = r with { Mask = mask, Box = [x0, y0, x1 + 1, y1 + 1] };
+        }
     }
 
     private static int FirstColumn(bool[] bits, int w, int h)
@@ -433,10 +494,17 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         return crops;
     }
 
-    /// <summary>Ink by Otsu's threshold on the luma; the majority class is the background.</summary>
-    public static InkMap FindInk(RgbImage img)
+    /// <summary>
+    /// Ink by Otsu's threshold on the luma (the majority class is the background), and apart from it faint hairline ridges: a pixel
+    /// lighter than the threshold is ink when it is at least <paramref name="ridgeContrast"/> of the way from the
+    /// background to the ink and the centre of a line one or two pixels wide along a row or a column (clearly darker
+    /// than the pixels on both sides). A stroke thinner than
+    /// a pixel, or softened by a scan's blur, never reaches Otsu's midpoint, but its centre line is still the darkest
+    /// pixel across it; the edges of thick strokes have a darker neighbour inside the stroke and stay out.
+    /// </summary>
+    public static InkMap FindInk(RgbImage img, double ridgeContrast = 0.4)
     {
-        int n = img.Height * img.Width;
+        int n = img.Height * img.Width, w = img.Width, h = img.Height;
         var luma = new byte[n];
         var hist = new long[256];
         var p = img.Pixels;
@@ -452,15 +520,54 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         bool darkInk = below * 2 <= n;
         var ink = new bool[n];
         long[] sum = new long[3];
-        long cnt = 0;
+        long cnt = 0, inkCnt = 0;
+        double bgLuma = 0, inkLuma = 0;
         for (int i = 0; i < n; i++)
         {
             ink[i] = darkInk ? luma[i] <= t : luma[i] > t;
-            if (ink[i]) continue;
+            if (ink[i])
+            {
+                inkCnt++;
+                inkLuma += luma[i];
+                continue;
+            }
             cnt++;
+            bgLuma += luma[i];
             for (int k = 0; k < 3; k++) sum[k] += p[3 * i + k];
         }
         var bg = cnt == 0 ? new byte[] { 255, 255, 255 } : sum.Select(s => (byte)(s / cnt)).ToArray();
+        if (ridgeContrast > 0 && cnt > 0 && inkCnt > 0)
+        {
+            bgLuma /= cnt;
+            inkLuma /= inkCnt;
+            // darkness: 0 at the background's mean luma, 1 at the ink's
+            double span = inkLuma - bgLuma;
+            if (Math.Abs(span) >= 16)
+            {
+                var dark = new float[n];
+                for (int i = 0; i < n; i++) dark[i] = (float)((luma[i] - bgLuma) / span);
+                var ridge = new bool[n];
+                // Across a line 1-2 px wide the profile drops by a clear step on both sides (a tenth of the ink's
+                // contrast, far above scanner noise); along the line, or along a thick stroke's soft edge, it does not.
+                const float Step = 0.1f;
+                float At(int x, int y) => x < 0 || y < 0 || x >= w || y >= h ? 0 : dark[y * w + x];
+                bool Across(int x, int y, int dx, int dy)
+                {
+                    float d = At(x, y), a = At(x - dx, y - dy), b = At(x + dx, y + dy);
+                    if (d - a < Step) return false;
+                    // a one-pixel line, or a two-pixel one whose other half is b
+                    return d - b >= Step || (Math.Abs(d - b) < Step && b - At(x + 2 * dx, y + 2 * dy) >= Step);
+                }
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < w; x++)
+                    {
+                        int i = y * w + x;
+                        if (ink[i] || dark[i] < ridgeContrast) continue;
+                        ridge[i] = Across(x, y, 1, 0) || Across(x, y, -1, 0) || Across(x, y, 0, 1) || Across(x, y, 0, -1);
+                    }
+                return new InkMap(img.Height, img.Width, ink, t, darkInk, bg, ridge);
+            }
+        }
         return new InkMap(img.Height, img.Width, ink, t, darkInk, bg);
     }
 

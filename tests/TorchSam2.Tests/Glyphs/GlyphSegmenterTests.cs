@@ -87,41 +87,95 @@ public class GlyphSegmenterTests
         Assert.True(r.MeanGlyphIoU >= 0.65, $"refined: {r}");
 
         // With splitting (the default) the clicks' masks are random too, but whatever they say the glyphs partition
-        // the candidates' ink exactly: disjoint, and together every own pixel of every candidate.
+        // the candidates' ink exactly: disjoint, and together every own pixel of every candidate, plus the faint
+        // hairline pixels that continue them. A smaller sheet keeps the clicks few.
+        var (small, _) = SpecimenGenerator.Generate(opts with { Width = 192, Height = 128 }, 22);
+        var smallCands = GlyphSegmenter.FindCandidates(small);
+        var ink = GlyphSegmenter.FindInk(small);
         var reports = new List<int>();
         var splitter = new GlyphSegmenter(predictor);
-        var split = splitter.Segment(sheet, new SyncProgress(reports.Add));
+        var split = splitter.Segment(small, new SyncProgress(reports.Add));
         Assert.Equal(100, reports[^1]);
         Assert.True(reports.SequenceEqual(reports.Order()), "progress only moves forward");
-        Assert.True(split.Count >= cands.Count);
-        Assert.Equal(cands.Sum(c => c.Area), split.Sum(g => g.Mask.Area));
-        var seen = new bool[sheet.Height * sheet.Width];
+        Assert.True(split.Count >= smallCands.Count);
+        long inkPixels = 0, faintPixels = 0;
+        foreach (var g in split)
+            for (int y = 0; y < g.Mask.Height; y++)
+                for (int x = 0; x < g.Mask.Width; x++)
+                    if (g.Mask.Bits[y * g.Mask.Width + x])
+                    {
+                        int i = (g.Mask.Y + y) * small.Width + g.Mask.X + x;
+                        if (ink.Ink[i]) inkPixels++;
+                        else if (ink.Faint is { } f && f[i]) faintPixels++;
+                        else Assert.Fail($"glyph {g.Id} holds {i % small.Width},{i / small.Width}, which is neither ink nor a faint hairline");
+                    }
+        Assert.True(smallCands.Sum(c => c.Area) == inkPixels, $"{inkPixels} ink pixels in glyphs (and {faintPixels} faint), candidates hold {smallCands.Sum(c => c.Area)}");
+        var seen = new bool[small.Height * small.Width];
         foreach (var g in split)
         {
             for (int y = 0; y < g.Mask.Height; y++)
                 for (int x = 0; x < g.Mask.Width; x++)
                     if (g.Mask.Bits[y * g.Mask.Width + x])
                     {
-                        int i = (g.Mask.Y + y) * sheet.Width + g.Mask.X + x;
-                        Assert.False(seen[i], $"pixel {i % sheet.Width},{i / sheet.Width} is in two glyphs");
+                        int i = (g.Mask.Y + y) * small.Width + g.Mask.X + x;
+                        Assert.False(seen[i], $"pixel {i % small.Width},{i / small.Width} is in two glyphs");
                         seen[i] = true;
                     }
             var c = g.Candidate;
-            Assert.True(g.Mask.X >= c.X0 && g.Mask.Y >= c.Y0 && g.Mask.X + g.Mask.Width <= c.X1 + 1 && g.Mask.Y + g.Mask.Height <= c.Y1 + 1);
             var pt = g.Prompt!.Point!;
             Assert.InRange(pt[0], c.X0, c.X1 + 1);
             Assert.InRange(pt[1], c.Y0, c.Y1 + 1);
             Assert.Equal(split.Count(o => o.Candidate.Id == c.Id) > 1, g.Split);
         }
         Assert.Equal(split.Select(g => g.Candidate.Id).Distinct().Count(g => split.Count(o => o.Candidate.Id == g) > 1), splitter.LastSplitCount);
-        Assert.True(splitter.LastTimings.Clicks >= cands.Count);
+        Assert.True(splitter.LastTimings.Clicks >= smallCands.Count);
 
         var raw = new GlyphSegmenter(predictor, new GlyphSegmenterOptions { Refine = false }).Segment(sheet);
         var rRaw = GlyphEval.Evaluate(sheet.Height, sheet.Width, gt.Select(g => g.Mask).ToList(), raw.Select(g => g.Mask).ToList());
-        Console.WriteLine($"micro_image, {gt.Count} GT glyphs, {refined.Count} candidates, {segmenter.LastCropCount} crops, {split.Count} split glyphs");
+        Console.WriteLine($"micro_image, {gt.Count} GT glyphs, {refined.Count} candidates, {segmenter.LastCropCount} crops; small sheet: {split.Count} glyphs");
         Console.WriteLine($"  refined: {r}");
         Console.WriteLine($"  raw SAM: {rRaw}");
         Assert.Equal(refined.Count, raw.Count);
+    }
+
+    [Fact]
+    public void RunsUnchangedOnTheSam21TinyArchitecture()
+    {
+        // The same instance step on the official SAM 2.1 tiny architecture (1024-px input, the reference case's
+        // weights): a word set so tight that its letters touch, on a small sheet so only a few windows are encoded.
+        var caseDir = Path.Combine(TestPaths.ParityDir, "tiny_full_image");
+        if (!Directory.Exists(caseDir))
+        {
+            Assert.False(InCi, $"CI=true but {caseDir} is missing");
+            return;
+        }
+        var opts = new SpecimenOptions
+        {
+            Width = 160, Height = 64, Fonts = ["LiberationSerif-Italic"], Text = "rnm", Layout = SpecimenLayout.Lines, MinSizePx = 28, MaxSizePx = 28,
+            MinTracking = -0.1, MaxTracking = -0.1, InvertProbability = 0, ColorJitter = false,
+        };
+        var (sheet, gt) = SpecimenGenerator.Generate(opts, 3);
+        var cands = GlyphSegmenter.FindCandidates(sheet);
+        Assert.True(cands.Count < gt.Count, $"{cands.Count} candidates for {gt.Count} glyphs: the letters should touch");
+        using var model = ModelLoader.Load(Path.Combine(caseDir, "weights.safetensors"), Path.Combine(caseDir, "model.yaml"));
+        Assert.Equal(1024, model.image_size);
+        using var predictor = new Sam2ImagePredictor(model);
+        var segmenter = new GlyphSegmenter(predictor);
+        var glyphs = segmenter.Segment(sheet);
+        Assert.InRange(segmenter.LastCropCount, 1, 4);
+        // whatever the (untrained) weights say, the glyphs partition the candidates' ink (and the faint hairlines
+        // that continue it)
+        var ink = GlyphSegmenter.FindInk(sheet);
+        long faint = ink.Faint?.LongCount(b => b) ?? 0;
+        Assert.InRange(glyphs.Sum(g => g.Mask.Area), cands.Sum(c => c.Area), cands.Sum(c => c.Area) + faint);
+        Assert.Equal(glyphs.Sum(g => g.Mask.Area), glyphs.Select(g => g.ToRle(sheet.Height, sheet.Width)).Aggregate(new bool[sheet.Height * sheet.Width], (acc, r) =>
+        {
+            long i = 0;
+            for (int k = 0; k < r.Counts.Length; i += r.Counts[k], k++)
+                if ((k & 1) == 1) for (long j = i; j < i + r.Counts[k]; j++) acc[j] = true;
+            return acc;
+        }).LongCount(b => b));
+        Assert.All(glyphs, g => Assert.NotNull(g.Prompt!.Point));
     }
 
     private sealed class SyncProgress(Action<int> report) : IProgress<int>
