@@ -13,7 +13,7 @@
 #   STAGE1=a.safetensors STAGE2=b.safetensors EVAL_ONLY=1 bash tools/glyph_demo.sh   # only the scores (metrics.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cli() { ./torchsam2 "$@"; }
+cli() { ${CLI:-./torchsam2} "$@"; }   # CLI="dotnet path/TorchSam2.Cli.dll" runs a copy while the tree is rebuilt
 out=${OUT:-weights/glyph-demo}
 work=${WORK:-/tmp/torchsam2-glyph-demo}
 samples=${STEPS_SAMPLES:-4000}     # stage 1: one pass, batch 4: 1000 optimizer steps

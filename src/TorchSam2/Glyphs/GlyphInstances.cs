@@ -131,7 +131,9 @@ public static class GlyphInstances
     /// to the cluster whose members vote for it most, a vote being (members whose mask holds the pixel) / (members + 1)
     /// so one stray click cannot take a stroke from a cluster of several; ties go to the larger cluster. Ink no mask
     /// holds goes to the nearest glyph along the ink, then (separate specks: an i's dot the model missed) to the
-    /// nearest glyph in the box. Clusters left with fewer than <paramref name="minArea"/> pixels are dissolved the same way.
+    /// nearest glyph in the box. Clusters left with fewer than <paramref name="minArea"/> pixels, or shorter than a third
+    /// of the candidate, are dissolved the same way; two glyphs merge when at least half of the clicks in one answer with
+    /// masks holding most of the other.
     /// </summary>
     /// <returns>the glyphs (one when the candidate is one glyph), largest support first</returns>
     public static List<GlyphInstance> Split(GlyphCandidate c, bool[] own, IReadOnlyList<ClickMask> clicks, int minArea)
@@ -164,14 +166,34 @@ public static class GlyphInstances
         {
             label = Assign(c, own, clusters, alive);
             var counts = new long[clusters.Count];
-            foreach (int l in label) if (l >= 0) counts[l]++;
+            var rows = new (int Top, int Bottom)[clusters.Count];
+            Array.Fill(rows, (int.MaxValue, -1));
+            for (int i = 0; i < label.Length; i++)
+            {
+                int l = label[i];
+                if (l < 0) continue;
+                counts[l]++;
+                rows[l] = (Math.Min(rows[l].Top, i / w), Math.Max(rows[l].Bottom, i / w));
+            }
             int aliveCount = alive.Count(a => a);
-            // The smallest too-small cluster goes first, one at a time: its pixels may be what a neighbour needs.
+            if (aliveCount <= 1) break;
+            // The smallest too-small cluster goes first, one at a time: its pixels may be what a neighbour needs. A
+            // glyph is also at least a third of the candidate's height: shorter parts are pieces of a letter (a
+            // crossbar, a serif, a bowl) or punctuation the model could not tell from the letter it touches.
             int drop = -1;
             for (int k = 0; k < clusters.Count; k++)
-                if (alive[k] && counts[k] < minArea && (drop < 0 || counts[k] < counts[drop])) drop = k;
-            if (drop < 0 || aliveCount <= 1) break;
-            alive[drop] = false;
+                if (alive[k] && (counts[k] < minArea || (rows[k].Bottom - rows[k].Top + 1) * 3 < h) && (drop < 0 || counts[k] < counts[drop])) drop = k;
+            if (drop >= 0)
+            {
+                alive[drop] = false;
+                continue;
+            }
+            // Two glyphs are one when the clicks say so: when at least half of the clicks sitting in one of them answer
+            // with a mask that holds most of the other, the boundary between them is not one the model believes in.
+            var (a, b) = MostSpanned(c, valid, label, counts, alive);
+            if (a < 0) break;
+            clusters[a].AddRange(clusters[b]);
+            alive[b] = false;
         }
 
         var result = new List<GlyphInstance>();
@@ -189,6 +211,39 @@ public static class GlyphInstances
             if (n > 0) result.Add(new GlyphInstance(bits, n, clusters[k][0], clusters[k].Count));
         }
         return result.OrderByDescending(g => g.Support).ThenByDescending(g => g.Seed.Score).ToList();
+    }
+
+    // The pair of live clusters with the largest share (≥ 1/2) of clicks in one whose masks hold more than half of the other.
+    private static (int, int) MostSpanned(GlyphCandidate c, List<ClickMask> clicks, int[] label, long[] counts, bool[] alive)
+    {
+        int n = label.Length, k = alive.Length;
+        var inside = new int[k];
+        var spans = new int[k, k];
+        foreach (var click in clicks)
+        {
+            int at = label[(click.Click.Y - c.Y0) * c.W + (click.Click.X - c.X0)];
+            if (at < 0 || !alive[at]) continue;
+            inside[at]++;
+            var held = new long[k];
+            for (int i = 0; i < n; i++)
+                if (click.Bits[i] && label[i] >= 0) held[label[i]]++;
+            for (int j = 0; j < k; j++)
+                if (j != at && alive[j] && counts[j] > 0 && held[j] * 2 > counts[j]) spans[at, j]++;
+        }
+        (int, int) best = (-1, -1);
+        double bestShare = 0.5 - 1e-9;
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b < k; b++)
+            {
+                if (a == b || inside[a] == 0) continue;
+                double share = (double)spans[a, b] / inside[a];
+                if (share > bestShare)
+                {
+                    bestShare = share;
+                    best = (Math.Min(a, b), Math.Max(a, b));
+                }
+            }
+        return best;
     }
 
     private static bool Holds(ClickMask k, GlyphCandidate c, int x, int y)
