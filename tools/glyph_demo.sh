@@ -63,6 +63,4 @@ results="${results%,}]"
 echo "{\"train_seconds\":$train_s,\"stage1_samples\":$samples,\"stage2_samples\":$((samples2 * 3)),\"threads\":$threads,\"results\":$results}" > "$out/metrics.json"
 
 [ -n "${EVAL_ONLY:-}" ] || cp "$work/stage2/model.safetensors" "$out/model.safetensors"
-cp "$work/heldout_1/images/000000.png" "$out/crowded.png"
-cp "$work/heldout_1/annotations.json" "$out/crowded.annotations.json"
 echo "trained in ${train_s}s; metrics in $out/metrics.json"
