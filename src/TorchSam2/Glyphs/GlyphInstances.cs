@@ -246,6 +246,33 @@ public static class GlyphInstances
         return best;
     }
 
+    /// <summary>
+    /// Grows the labels (≥ 0; −1 unlabelled) of a row-major w×h map breadth-first, 8-connected, from every labelled pixel
+    /// at once into unlabelled pixels that <paramref name="enter"/> admits: each takes the label that reaches it first.
+    /// <paramref name="reached"/> hears of each pixel labelled.
+    /// </summary>
+    public static void Flood(int[] label, int w, int h, Func<int, bool> enter, Action<int>? reached = null)
+    {
+        var queue = new Queue<int>();
+        for (int i = 0; i < label.Length; i++) if (label[i] >= 0) queue.Enqueue(i);
+        while (queue.Count > 0)
+        {
+            int i = queue.Dequeue();
+            int x = i % w, y = i / w;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++)
+                {
+                    int nx = x + dx, ny = y + dy;
+                    if ((dx | dy) == 0 || nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
+                    int j = ny * w + nx;
+                    if (label[j] >= 0 || !enter(j)) continue;
+                    label[j] = label[i];
+                    reached?.Invoke(j);
+                    queue.Enqueue(j);
+                }
+        }
+    }
+
     private static bool Holds(ClickMask k, GlyphCandidate c, int x, int y)
     {
         int u = x - c.X0, v = y - c.Y0;
@@ -290,24 +317,7 @@ public static class GlyphInstances
     {
         int n = w * h;
         var reach = (int[])label.Clone();
-        var queue = new Queue<int>();
-        for (int i = 0; i < n; i++) if (reach[i] >= 0) queue.Enqueue(i);
-        if (queue.Count == 0) return;
-        while (queue.Count > 0)
-        {
-            int i = queue.Dequeue();
-            int x = i % w, y = i / w;
-            for (int dy = -1; dy <= 1; dy++)
-                for (int dx = -1; dx <= 1; dx++)
-                {
-                    int nx = x + dx, ny = y + dy;
-                    if ((dx | dy) == 0 || nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
-                    int j = ny * w + nx;
-                    if (reach[j] >= 0 || (onlyInk && !own[j])) continue;
-                    reach[j] = reach[i];
-                    queue.Enqueue(j);
-                }
-        }
+        Flood(reach, w, h, j => !onlyInk || own[j]);
         for (int i = 0; i < n; i++) if (own[i] && label[i] < 0) label[i] = reach[i];
     }
 }

@@ -111,19 +111,26 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         return Options.Refine && Options.SplitTouching ? SegmentInstances(sheet, progress) : SegmentCandidates(sheet, progress);
     }
 
+    // The ink, its component labels, the candidates (refused past the limits) and each component's candidate (−1: none).
+    private (InkMap Ink, int[] Labels, List<GlyphCandidate> Candidates, int[] Owner) Prepare(RgbImage sheet)
+    {
+        var ink = FindInk(sheet);
+        var (labels, comps) = Components(ink);
+        CheckComponentCount(comps.Count, Options.MaxCandidates);
+        var cands = GroupCandidates(comps, Options.MinGlyphArea);
+        CheckCandidateCount(cands.Count, Options.MaxCandidates);
+        var owner = new int[comps.Count + 1];
+        Array.Fill(owner, -1);
+        foreach (var c in cands) foreach (var l in c.Components) owner[l] = c.Id;
+        return (ink, labels, cands, owner);
+    }
+
     // One glyph per candidate, from a box prompt around it.
     private List<GlyphResult> SegmentCandidates(RgbImage sheet, IProgress<int>? progress)
     {
         var o = Options;
-        var ink = FindInk(sheet);
-        var (labels, comps) = Components(ink);
-        CheckComponentCount(comps.Count, o.MaxCandidates);
-        var cands = GroupCandidates(comps, o.MinGlyphArea);
-        CheckCandidateCount(cands.Count, o.MaxCandidates);
+        var (ink, labels, cands, owner) = Prepare(sheet);
         int h = sheet.Height, w = sheet.Width;
-        var owner = new int[comps.Count + 1];
-        Array.Fill(owner, -1);
-        foreach (var c in cands) foreach (var l in c.Components) owner[l] = c.Id;
 
         progress?.Report(0);
         var results = new GlyphResult?[cands.Count];
@@ -175,15 +182,8 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
     private List<GlyphResult> SegmentInstances(RgbImage sheet, IProgress<int>? progress)
     {
         var o = Options;
-        var ink = FindInk(sheet);
-        var (labels, comps) = Components(ink);
-        CheckComponentCount(comps.Count, o.MaxCandidates);
-        var cands = GroupCandidates(comps, o.MinGlyphArea);
-        CheckCandidateCount(cands.Count, o.MaxCandidates);
+        var (ink, labels, cands, owner) = Prepare(sheet);
         int h = sheet.Height, w = sheet.Width, modelSize = (int)Predictor.Model.image_size;
-        var owner = new int[comps.Count + 1];
-        Array.Fill(owner, -1);
-        foreach (var c in cands) foreach (var l in c.Components) owner[l] = c.Id;
         progress?.Report(0);
 
         // The candidate's own ink over its box.
@@ -264,7 +264,6 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         var faint = ink.Faint is { } f0 ? (bool[])f0.Clone() : new bool[h * w];
         var label = new int[h * w];
         Array.Fill(label, -1);
-        var queue = new Queue<int>();
         for (int k = 0; k < results.Count; k++)
         {
             var m = results[k].Mask;
@@ -273,30 +272,13 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                     if (m.Bits[y * m.Width + x])
                     {
                         int i = (m.Y + y) * w + m.X + x;
-                        if (label[i] >= 0) continue;
-                        label[i] = k;
-                        queue.Enqueue(i);
+                        if (label[i] < 0) label[i] = k;
                     }
         }
         // ink no glyph took (specks below the glyph area: pieces of a broken hairline) joins the same way
         for (int i = 0; i < faint.Length; i++) if (ink.Ink[i] && label[i] < 0) faint[i] = true;
         var added = new List<int>[results.Count];
-        while (queue.Count > 0)
-        {
-            int i = queue.Dequeue();
-            int x = i % w, y = i / w;
-            for (int dy = -1; dy <= 1; dy++)
-                for (int dx = -1; dx <= 1; dx++)
-                {
-                    int nx = x + dx, ny = y + dy;
-                    if ((dx | dy) == 0 || nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
-                    int j = ny * w + nx;
-                    if (!faint[j] || label[j] >= 0) continue;
-                    label[j] = label[i];
-                    (added[label[i]] ??= new List<int>()).Add(j);
-                    queue.Enqueue(j);
-                }
-        }
+        GlyphInstances.Flood(label, w, h, j => faint[j], j => (added[label[j]] ??= new List<int>()).Add(j));
         for (int k = 0; k < results.Count; k++)
         {
             if (added[k] is not { } px) continue;

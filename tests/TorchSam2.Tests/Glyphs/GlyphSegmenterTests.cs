@@ -46,6 +46,31 @@ public class GlyphSegmenterTests
     }
 
     [Fact]
+    public void FaintHairlinesAreFoundApartFromTheInk()
+    {
+        // White sheet, a black 6-px bar with a 50 % grey soft edge, and a 1-px vertical hairline at 45 % grey (lighter than
+        // Otsu's midpoint), then a 2-px one at 40 %.
+        const int W = 40, H = 20;
+        var px = new byte[W * H * 3];
+        Array.Fill(px, (byte)250);
+        void Col(int x, byte v) { for (int y = 2; y < 18; y++) px[(y * W + x) * 3] = px[(y * W + x) * 3 + 1] = px[(y * W + x) * 3 + 2] = v; }
+        for (int x = 4; x < 10; x++) Col(x, 10);
+        Col(10, 130);                                   // the bar's soft edge: half way
+        Col(20, (byte)(250 - 0.45 * 240));              // hairline, 45 % of the way to the ink
+        Col(30, (byte)(250 - 0.40 * 240)); Col(31, (byte)(250 - 0.40 * 240));
+        var ink = GlyphSegmenter.FindInk(new RgbImage(px, H, W));
+        bool Ink(int x) => ink.Ink[10 * W + x];
+        bool Faint(int x) => ink.Faint![10 * W + x];
+        Assert.True(Ink(4) && Ink(9) && !Ink(20) && !Ink(30));
+        Assert.True(Faint(20) && Faint(30) && Faint(31), "1- and 2-px hairlines are faint ridges");
+        Assert.False(Faint(10) || Faint(11) || Faint(19) || Faint(21), "a soft edge and the background beside a hairline are not");
+        // Candidates come from the ink only: the hairlines never bridge or make candidates of their own.
+        Assert.Single(GlyphSegmenter.FindCandidates(new RgbImage(px, H, W)));
+        // A ridge fainter than the contrast is not taken.
+        Assert.False(GlyphSegmenter.FindInk(new RgbImage(px, H, W), ridgeContrast: 0.5).Faint![10 * W + 20]);
+    }
+
+    [Fact]
     public void SegmentsASpecimenSheetEndToEndWithTheMicroModel()
     {
         var caseDir = Path.Combine(TestPaths.ParityDir, "micro_image");
