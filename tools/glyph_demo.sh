@@ -44,12 +44,13 @@ fi
     --threads "$threads"
 train_s=$(( $(date +%s) - start ))
 
-# Scores: the whole pipeline with stage-1 and stage-2 weights, one glyph per candidate (--no-split) and split.
+# Scores: the whole pipeline with stage-1 and stage-2 weights: one glyph per candidate (--no-split), split by clicks,
+# split by stroke cores (the default).
 results="["
 for w in stage1 stage2; do
   weights=$stage1; [ "$w" = stage2 ] && weights=${STAGE2:-$work/stage2/model.safetensors}
-  for mode in nosplit split; do
-    flag=""; [ "$mode" = nosplit ] && flag="--no-split"
+  for mode in nosplit clicks cores; do
+    flag="--split-method $mode"; [ "$mode" = nosplit ] && flag="--no-split"
     for s in 1 2 3; do
       sheet="$work/heldout_$s/images/000000.png"
       cli glyphs "$sheet" --checkpoint "$weights" --config "$cfg" $flag --threads "$threads" --out "$work/eval_${w}_${mode}_$s" > /dev/null

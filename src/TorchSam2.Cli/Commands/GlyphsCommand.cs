@@ -21,6 +21,11 @@ internal static class GlyphsCommand
         var checkpoint = new Option<string>("--checkpoint") { Description = "SAM 2 weights (.pt or .safetensors), or a name: tiny, small, base_plus, large, sam2_hiera_* (SAM 2.0), glyph-demo (downloaded and cached on first use)", Required = true };
         var config = new Option<string?>("--config") { Description = "YAML config or built-in name; detected from the weights when left out" };
         var noRefine = new Option<bool>("--no-refine") { Description = "keep SAM's masks as they are (no snapping to the ink at full resolution; box prompts, no splitting)" };
+        var splitMethod = new Option<string>("--split-method")
+        {
+            Description = "how letters that touch are cut apart: cores (the darkest ink falls apart into one piece per letter; the default, measured best) or clicks (a grid of clicks, the model's masks clustered)",
+            DefaultValueFactory = _ => "cores",
+        };
         var noSplit = new Option<bool>("--no-split") { Description = "one glyph per ink candidate from a box prompt (letters that touch stay one mask); by default clicks inside each candidate split it into glyphs" };
         var maxGlyphs = Common.Int("--max-glyphs", $"refuse sheets with more glyph candidates than this (default TORCHSAM2_MAX_GLYPHS or {Limits.DefaultMaxGlyphCandidates:N0})",
                                    Limits.MaxGlyphCandidates, 1, 10_000_000);
@@ -30,7 +35,7 @@ internal static class GlyphsCommand
         var threads = Common.Threads();
         var cmd = new Command("glyphs", "Segment every glyph of a font specimen (crops magnify small glyphs; clicks inside each ink candidate split letters that touch); writes overlay.png and glyphs.json (COCO RLE, with each glyph's prompt and split flag)");
         cmd.Arguments.Add(image);
-        foreach (var o in new Option[] { checkpoint, config, noRefine, noSplit, maxGlyphs, minArea, output, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { checkpoint, config, noRefine, noSplit, splitMethod, maxGlyphs, minArea, output, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
@@ -40,7 +45,13 @@ internal static class GlyphsCommand
             using var outDir = OutputFolder.Begin(pr.GetValue(output)!, Outputs, "glyphs.json",
                 [("specimen", path), ("--checkpoint", ckpt), ("--config", Common.ConfigFile(pr.GetValue(config)))]);
             var sheet = Common.Doing($"reading the image '{path}'", () => RgbImage.Load(path));
-            var segOptions = new GlyphSegmenterOptions { Refine = !pr.GetValue(noRefine), SplitTouching = !pr.GetValue(noSplit), MaxCandidates = pr.GetValue(maxGlyphs), MinGlyphArea = pr.GetValue(minArea) };
+            var method = pr.GetValue(splitMethod)!.ToLowerInvariant() switch
+            {
+                "cores" => GlyphSplitMethod.Cores,
+                "clicks" => GlyphSplitMethod.Clicks,
+                var other => throw new UsageException($"--split-method must be cores or clicks, got '{Terminal.Safe(other)}'"),
+            };
+            var segOptions = new GlyphSegmenterOptions { Refine = !pr.GetValue(noRefine), SplitTouching = !pr.GetValue(noSplit), SplitMethod = method, MaxCandidates = pr.GetValue(maxGlyphs), MinGlyphArea = pr.GetValue(minArea) };
             // the candidates first: a sheet past the limits is refused before the model is loaded
             Common.Doing($"finding glyphs in '{path}'", () => GlyphSegmenter.FindCandidates(sheet, segOptions.MinGlyphArea, segOptions.MaxCandidates));
             var sw = Stopwatch.StartNew();
@@ -74,6 +85,7 @@ internal static class GlyphsCommand
                 refine = segmenter.Options.Refine,
                 crops = segmenter.LastCropCount,
                 split_touching = segmenter.Options.Refine && segmenter.Options.SplitTouching,
+                split_method = segmenter.Options.SplitMethod.ToString().ToLowerInvariant(),
                 split_candidates = segmenter.LastSplitCount,
                 glyphs = glyphs.Select(g =>
                 {

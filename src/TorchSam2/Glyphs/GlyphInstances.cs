@@ -62,6 +62,49 @@ public static class GlyphInstances
         }
     }
 
+    /// <summary>
+    /// The stroke cores of a candidate: 8-connected components of <paramref name="core"/> (its darkest own ink, over its
+    /// box) with at least <paramref name="minArea"/> pixels, each as a click at its deepest pixel (chamfer distance
+    /// inside the core) whose mask is the core. Letters that touch usually touch through lighter anti-aliased pixels,
+    /// so their cores stay apart.
+    /// </summary>
+    public static List<ClickMask> Cores(GlyphCandidate c, bool[] core, int minArea)
+    {
+        int w = c.W, h = c.H;
+        var label = new int[core.Length];
+        Array.Fill(label, -1);
+        var depth = Chamfer(core, w, h);
+        var result = new List<ClickMask>();
+        int next = 0;
+        for (int s = 0; s < core.Length; s++)
+        {
+            if (!core[s] || label[s] >= 0) continue;
+            label[s] = next;
+            var members = new List<int> { s };
+            for (int q = 0; q < members.Count; q++)
+            {
+                int i = members[q], x = i % w, y = i / w;
+                for (int dy = -1; dy <= 1; dy++)
+                    for (int dx = -1; dx <= 1; dx++)
+                    {
+                        int nx = x + dx, ny = y + dy;
+                        if (nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
+                        int j = ny * w + nx;
+                        if (!core[j] || label[j] >= 0) continue;
+                        label[j] = next;
+                        members.Add(j);
+                    }
+            }
+            next++;
+            if (members.Count < minArea) continue;
+            int best = members.MaxBy(i => depth[i]);
+            var bits = new bool[core.Length];
+            foreach (int i in members) bits[i] = true;
+            result.Add(new ClickMask(new GlyphClick(c.Id, c.X0 + best % w, c.Y0 + best / w, 0), bits, float.NaN));
+        }
+        return result;
+    }
+
     // 3-4 chamfer distance to the nearest non-ink pixel (outside the box counts as background).
     private static int[] Chamfer(bool[] m, int w, int h)
     {
@@ -131,9 +174,8 @@ public static class GlyphInstances
     /// to the cluster whose members vote for it most, a vote being (members whose mask holds the pixel) / (members + 1)
     /// so one stray click cannot take a stroke from a cluster of several; ties go to the larger cluster. Ink no mask
     /// holds goes to the nearest glyph along the ink, then (separate specks: an i's dot the model missed) to the
-    /// nearest glyph in the box. Clusters left with fewer than <paramref name="minArea"/> pixels, or shorter than a third
-    /// of the candidate, are dissolved the same way; two glyphs merge when at least half of the clicks in one answer with
-    /// masks holding most of the other.
+    /// nearest glyph in the box. Clusters left with fewer than <paramref name="minArea"/> pixels are dissolved the same
+    /// way; two glyphs merge when at least half of the clicks in one answer with masks holding most of the other.
     /// </summary>
     /// <returns>the glyphs (one when the candidate is one glyph), largest support first</returns>
     public static List<GlyphInstance> Split(GlyphCandidate c, bool[] own, IReadOnlyList<ClickMask> clicks, int minArea)
@@ -166,23 +208,15 @@ public static class GlyphInstances
         {
             label = Assign(c, own, clusters, alive);
             var counts = new long[clusters.Count];
-            var rows = new (int Top, int Bottom)[clusters.Count];
-            Array.Fill(rows, (int.MaxValue, -1));
-            for (int i = 0; i < label.Length; i++)
-            {
-                int l = label[i];
-                if (l < 0) continue;
-                counts[l]++;
-                rows[l] = (Math.Min(rows[l].Top, i / w), Math.Max(rows[l].Bottom, i / w));
-            }
+            foreach (int l in label) if (l >= 0) counts[l]++;
             int aliveCount = alive.Count(a => a);
             if (aliveCount <= 1) break;
-            // The smallest too-small cluster goes first, one at a time: its pixels may be what a neighbour needs. A
-            // glyph is also at least a third of the candidate's height: shorter parts are pieces of a letter (a
-            // crossbar, a serif, a bowl) or punctuation the model could not tell from the letter it touches.
+            // The smallest too-small cluster goes first, one at a time: its pixels may be what a neighbour needs. (A rule
+            // dissolving parts shorter than a third of the candidate was measured and dropped: it dissolved real letters
+            // in candidates several lines tall.)
             int drop = -1;
             for (int k = 0; k < clusters.Count; k++)
-                if (alive[k] && (counts[k] < minArea || (rows[k].Bottom - rows[k].Top + 1) * 3 < h) && (drop < 0 || counts[k] < counts[drop])) drop = k;
+                if (alive[k] && counts[k] < minArea && (drop < 0 || counts[k] < counts[drop])) drop = k;
             if (drop >= 0)
             {
                 alive[drop] = false;

@@ -13,7 +13,8 @@ namespace TorchSam2.Glyphs;
 /// <param name="Background">mean RGB of the background pixels</param>
 /// <param name="Faint">hairline ridges lighter than the threshold (see <see cref="GlyphSegmenter.FindInk"/>): never used to find candidates, so they
 /// cannot bridge letters, but added to the glyph they continue</param>
-public sealed record InkMap(int Height, int Width, bool[] Ink, int Threshold, bool DarkInk, byte[] Background, bool[]? Faint = null);
+/// <param name="Darkness">per pixel, 0 at the background's mean luma and 1 at the ink's (null when the sheet has no contrast)</param>
+public sealed record InkMap(int Height, int Width, bool[] Ink, int Threshold, bool DarkInk, byte[] Background, bool[]? Faint = null, float[]? Darkness = null);
 
 /// <summary>A glyph candidate: connected ink components grouped into one character. Box is inclusive (x0, y0, x1, y1).</summary>
 public sealed record GlyphCandidate(int Id, int X0, int Y0, int X1, int Y1, int[] Components, long Area)
@@ -33,6 +34,19 @@ public sealed record GlyphPrompt(float[]? Point, float[]? Box);
 public sealed record GlyphResult(int Id, GlyphMask Mask, float[] Box, float Score, GlyphCandidate Candidate, GlyphPrompt? Prompt = null, bool Split = false)
 {
     public Rle ToRle(int imageHeight, int imageWidth) => Mask.ToRle(imageHeight, imageWidth);
+}
+
+/// <summary>How <see cref="GlyphSegmenter"/> cuts a candidate (ink component group) into glyphs.</summary>
+public enum GlyphSplitMethod
+{
+    /// <summary>
+    /// Letters that touch usually touch through lighter, anti-aliased pixels: the candidate's darkest ink (its stroke
+    /// cores) falls apart into one piece per letter, and the ink is shared out among the cores along the strokes. Each
+    /// glyph is clicked once, at its core's deepest pixel, for the model's score.
+    /// </summary>
+    Cores,
+    /// <summary>Clicks on a grid over the candidate, the model's masks clustered by mutual containment and votes.</summary>
+    Clicks,
 }
 
 public sealed record GlyphSegmenterOptions
@@ -64,11 +78,15 @@ public sealed record GlyphSegmenterOptions
     public int MaxCandidates { get; init; } = Limits.MaxGlyphCandidates;
 
     /// <summary>
-    /// Split candidates into glyphs with the model (letters that touch are one ink component): click prompts inside
-    /// every candidate, three masks per click, the best by predicted IoU, clustered into glyphs
-    /// (<see cref="GlyphInstances.Split"/>). Needs <see cref="Refine"/>; off, each candidate is one glyph from a box prompt.
+    /// Split candidates into glyphs (letters that touch are one ink component) by <see cref="SplitMethod"/>, every
+    /// glyph with a click prompt and the model's score (<see cref="GlyphInstances.Split"/>). Needs <see cref="Refine"/>;
+    /// off, each candidate is one glyph from a box prompt.
     /// </summary>
     public bool SplitTouching { get; init; } = true;
+    /// <summary>How candidates are cut into glyphs (<see cref="GlyphSplitMethod"/>): stroke cores by default, as measured best.</summary>
+    public GlyphSplitMethod SplitMethod { get; init; } = GlyphSplitMethod.Cores;
+    /// <summary>With <see cref="GlyphSplitMethod.Cores"/>: a core is ink at least this far from the background's colour to the ink's (0..1].</summary>
+    public double CoreLevel { get; init; } = 0.5;
     /// <summary>Click spacing as a fraction of the candidate's height (and so of the glyph size).</summary>
     public double ClickSpacing { get; init; } = 0.3;
     /// <summary>
@@ -189,6 +207,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         // The candidate's own ink over its box.
         var own = new bool[cands.Count][];
         var clicks = new List<GlyphClick>();
+        var cores = new List<ClickMask>?[cands.Count];
         int minSide = (int)Math.Ceiling(modelSize / o.MaxMagnification);
         foreach (var c in cands)
         {
@@ -197,9 +216,30 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                 for (int x = c.X0; x <= c.X1; x++)
                     if (labels[y * w + x] is var l && l > 0 && owner[l] == c.Id) m[(y - c.Y0) * c.W + (x - c.X0)] = true;
             own[c.Id] = m;
-            // one click (for the glyph's score) on narrow candidates, which are not split
-            int maxClicks = c.W < o.MinSplitAspect * c.H ? 1 : o.MaxClicksPerCandidate;
             int side = Math.Min(Math.Max(minSide, (int)Math.Ceiling(c.H / o.ClickWindowFraction)), Math.Max(h, w));
+            if (o.SplitMethod == GlyphSplitMethod.Cores && ink.Darkness is { } dark)
+            {
+                var core = new bool[m.Length];
+                for (int y = c.Y0; y <= c.Y1; y++)
+                    for (int x = c.X0; x <= c.X1; x++)
+                    {
+                        int j = (y - c.Y0) * c.W + (x - c.X0);
+                        core[j] = m[j] && dark[y * w + x] >= o.CoreLevel;
+                    }
+                // specks of dark ink (under 3 % of the candidate) are not letters
+                var found = GlyphInstances.Cores(c, core, Math.Max(2, (int)(0.03 * c.Area)));
+                // Cores of separate components are seeds too: on crowded sheets the grouping's "dot or accent above
+                // its letter" rule also joins small letters of the line below, and cutting those apart is most of the
+                // gain. The cost: an i's dot or an accent with a core of its own becomes a glyph of its own.
+                if (found.Count >= 2)
+                {
+                    cores[c.Id] = found;
+                    foreach (var k in found) clicks.Add(k.Click with { Side = side });
+                    continue;
+                }
+            }
+            // one click (for the glyph's score) on candidates that stay whole: narrow ones, or one core
+            int maxClicks = o.SplitMethod == GlyphSplitMethod.Cores || c.W < o.MinSplitAspect * c.H ? 1 : o.MaxClicksPerCandidate;
             foreach (var (x, y) in GlyphInstances.SampleClicks(c, m, Math.Max(1, o.ClickSpacing * c.H), maxClicks))
                 clicks.Add(new GlyphClick(c.Id, x, y, side));
         }
@@ -238,7 +278,11 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         var results = new List<GlyphResult>();
         foreach (var c in cands)
         {
-            var glyphs = GlyphInstances.Split(c, own[c.Id], answers[c.Id], Math.Max(o.MinGlyphArea, (int)Math.Ceiling(o.MinSplitFraction * c.Area)));
+            // With cores, each core is one click whose "mask" is the core itself; the model's answer gives its score.
+            var votes = cores[c.Id] is { } cs
+                ? cs.Select(k => k with { Score = answers[c.Id].FirstOrDefault(a => a.Click.X == k.Click.X && a.Click.Y == k.Click.Y)?.Score ?? float.NaN }).ToList()
+                : answers[c.Id];
+            var glyphs = GlyphInstances.Split(c, own[c.Id], votes, Math.Max(o.MinGlyphArea, (int)Math.Ceiling(o.MinSplitFraction * c.Area)));
             if (glyphs.Count > 1) LastSplitCount++;
             foreach (var g in glyphs.OrderBy(g => FirstColumn(g.Bits, c.W, c.H)))
             {
@@ -558,7 +602,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                         if (ink[i] || dark[i] < ridgeContrast) continue;
                         ridge[i] = Across(x, y, 1, 0) || Across(x, y, -1, 0) || Across(x, y, 0, 1) || Across(x, y, 0, -1);
                     }
-                return new InkMap(img.Height, img.Width, ink, t, darkInk, bg, ridge);
+                return new InkMap(img.Height, img.Width, ink, t, darkInk, bg, ridge, dark);
             }
         }
         return new InkMap(img.Height, img.Width, ink, t, darkInk, bg);

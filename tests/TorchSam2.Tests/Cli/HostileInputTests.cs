@@ -236,6 +236,7 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
             (["auto", .. img, "--min-mask-region-area", "-1"], "--min-mask-region-area", "-1"),
             (["glyphs", .. img, "--max-glyphs", "0"], "--max-glyphs", "0"),
             (["glyphs", .. img, "--min-glyph-area", "-1"], "--min-glyph-area", "-1"),
+            (["glyphs", .. img, "--split-method", "watershed"], "--split-method", "watershed"),
             (["glyphs", .. img, "--threads", "100000"], "--threads", "100000"),
             (["bench", "--config", f.Config, "--image-size", "-32"], "--image-size", "-32"),
             (["bench", "--config", f.Config, "--image-size", "100"], "--image-size", "100"),

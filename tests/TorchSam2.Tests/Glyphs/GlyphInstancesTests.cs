@@ -142,6 +142,29 @@ public class GlyphInstancesTests
     }
 
     [Fact]
+    public void StrokeCoresCutLettersThatTouchThroughLighterInk()
+    {
+        // Two letters joined by a lighter column (x = 4): own ink is all of it, the cores (darkest ink) are the two
+        // 4x4 blocks; a 1-pixel speck of dark ink below is too small to be a letter.
+        var (c, own) = Candidate(0, 0, "#########", "#########", "#########", "#########", "....#....", "....#....");
+        var (_, core) = Candidate(0, 0, "####.####", "####.####", "####.####", "####.####", ".........", "....#....");
+        var cores = GlyphInstances.Cores(c, core, minArea: 2);
+        Assert.Equal(2, cores.Count);
+        Assert.All(cores, k => Assert.Equal(16, k.Bits.Count(b => b)));
+        // each click sits inside its core, on a pixel with no background among its neighbours
+        Assert.All(cores, k => Assert.True(k.Bits[k.Click.Y * 9 + k.Click.X]));
+        Assert.Contains((cores[0].Click.X, cores[0].Click.Y), new[] { (1, 1), (2, 1), (1, 2), (2, 2) });
+        Assert.Equal(3, GlyphInstances.Cores(c, core, minArea: 1).Count);
+
+        // Shared out along the strokes: every own pixel goes to one of the two; the lighter column and the tail below it
+        // to the core that reaches them first (reading order), so the split is exact and deterministic.
+        var glyphs = GlyphInstances.Split(c, own, cores.Select(k => k with { Score = 0.5f }).ToList(), minArea: 2);
+        Assert.Equal(2, glyphs.Count);
+        Assert.Equal(own.Count(b => b), glyphs.Sum(g => g.Area));
+        Assert.Equal("#####....|#####....|#####....|#####....|....#....|....#....", Render(glyphs.Single(g => g.Bits[0]), c));
+    }
+
+    [Fact]
     public void ClicksSitOnStrokesOneEverySpacing()
     {
         // A 1-px vertical hairline: cells of 3 rows, the pixel nearest each cell's centre (all equally deep).
