@@ -183,15 +183,10 @@ public sealed class Sam2ImagePredictor : IDisposable
     /// </summary>
     public ImagePrediction PredictPoints(float[][] points, int[]? labels = null, bool multimaskOutput = true, bool returnLogits = false, bool normalizeCoords = true, int imageIndex = -1)
     {
-        if (!IsImageSet) throw new InvalidOperationException("An image must be set with SetImage(...) before mask prediction.");
-        int idx = imageIndex < 0 ? _origHw.Count + imageIndex : imageIndex;
-        if (points.Length == 0) throw new ArgumentException("no points given");
-        labels ??= Enumerable.Repeat(1, points.Length).ToArray();
-        ValidatePrompts(points, labels, null, idx, normalizeCoords);
+        int idx = CheckClicks(points, ref labels, normalizeCoords, imageIndex);
         using var _ = inference_mode();
         using var scope = NewDisposeScope();
-        var coords = _transforms.transform_coords(tensor(points.SelectMany(p => p).ToArray(), new long[] { points.Length, 1, 2 }, device: Device), normalizeCoords, _origHw[idx]);
-        var labelT = tensor(labels, new long[] { points.Length, 1 }, device: Device);
+        var (coords, labelT) = ClickTensors(points, labels, normalizeCoords, idx);
         var (masks, iou, lowRes) = PredictCore(coords, labelT, null, null, multimaskOutput, returnLogits, idx);
         return new ImagePrediction(masks.DetachFromDisposeScope(), iou.DetachFromDisposeScope(), lowRes.DetachFromDisposeScope());
     }
@@ -203,22 +198,32 @@ public sealed class Sam2ImagePredictor : IDisposable
     /// </summary>
     public (float[] Logits, float[] Ious, int Masks, int Size) PredictPointsLowRes(float[][] points, bool multimaskOutput = true, int imageIndex = -1)
     {
-        if (!IsImageSet) throw new InvalidOperationException("An image must be set with SetImage(...) before mask prediction.");
-        int idx = imageIndex < 0 ? _origHw.Count + imageIndex : imageIndex;
-        if (points.Length == 0) throw new ArgumentException("no points given");
-        var labels = Enumerable.Repeat(1, points.Length).ToArray();
-        ValidatePrompts(points, labels, null, idx, true);
+        int[]? labels = null;
+        int idx = CheckClicks(points, ref labels, true, imageIndex);
         using var _ = inference_mode();
         using var scope = NewDisposeScope();
-        var coords = _transforms.transform_coords(tensor(points.SelectMany(p => p).ToArray(), new long[] { points.Length, 1, 2 }, device: Device), true, _origHw[idx]);
-        var labelT = tensor(labels, new long[] { points.Length, 1 }, device: Device);
-        var (sparse, dense) = Model.sam_prompt_encoder.forward((coords, labelT), null, null);
-        var highRes = _highResFeats.Select(f => f[idx].unsqueeze(0)).ToList();
-        var (lowRes, iou, _, _) = Model.sam_mask_decoder.forward(_imageEmbed![idx].unsqueeze(0), Model.sam_prompt_encoder.get_dense_pe(), sparse, dense, multimaskOutput, points.Length > 1, highRes);
+        var (coords, labelT) = ClickTensors(points, labels!, true, idx);
+        var (lowRes, iou) = Decode(coords, labelT, null, multimaskOutput, idx);
         using var l = lowRes.clamp(-32.0, 32.0).to(ScalarType.Float32, CPU).contiguous();
         using var i = iou.to(ScalarType.Float32, CPU).contiguous();
         return (l.ToArray<float>(), i.ToArray<float>(), (int)lowRes.size(1), (int)lowRes.size(-1));
     }
+
+    // Single-click prompts: an image is set, at least one click, labels default to 1, all within the image. Returns the image index.
+    private int CheckClicks(float[][] points, ref int[]? labels, bool normalizeCoords, int imageIndex)
+    {
+        if (!IsImageSet) throw new InvalidOperationException("An image must be set with SetImage(...) before mask prediction.");
+        int idx = imageIndex < 0 ? _origHw.Count + imageIndex : imageIndex;
+        if (points.Length == 0) throw new ArgumentException("no points given");
+        labels ??= Enumerable.Repeat(1, points.Length).ToArray();
+        ValidatePrompts(points, labels, null, idx, normalizeCoords);
+        return idx;
+    }
+
+    // Clicks as B×1×2 coordinates in the model frame and B×1 labels (inside the caller's scope).
+    private (Tensor coords, Tensor labels) ClickTensors(float[][] points, int[] labels, bool normalizeCoords, int idx) =>
+        (_transforms.transform_coords(tensor(points.SelectMany(p => p).ToArray(), new long[] { points.Length, 1, 2 }, device: Device), normalizeCoords, _origHw[idx]),
+         tensor(labels, new long[] { points.Length, 1 }, device: Device));
 
     /// <summary>One prompt set per image of a batch set with SetImageBatch.</summary>
     public List<ImagePrediction> PredictBatch(IReadOnlyList<float[][]?> pointCoordsBatch, IReadOnlyList<int[]?> pointLabelsBatch, IReadOnlyList<float[]?>? boxBatch = null,
@@ -282,14 +287,23 @@ public sealed class Sam2ImagePredictor : IDisposable
             var boxLabels = tensor(new int[] { 2, 3 }, new long[] { 1, 2 }, device: Device).repeat(boxes.size(0), 1);
             points = points is { } p ? (cat([boxCoords, p.Item1], 1), cat([boxLabels, p.Item2.to(ScalarType.Int32)], 1)) : (boxCoords, boxLabels);
         }
-        var (sparse, dense) = Model.sam_prompt_encoder.forward(points, null, maskInput);
-        bool batched = points is { } bp && bp.Item1.size(0) > 1;
-        var highRes = _highResFeats.Select(f => f[idx].unsqueeze(0)).ToList();
-        var (lowRes, iou, _, _) = Model.sam_mask_decoder.forward(_imageEmbed![idx].unsqueeze(0), Model.sam_prompt_encoder.get_dense_pe(), sparse, dense, multimask, batched, highRes);
+        var (lowRes, iou) = Decode(points?.Item1, points?.Item2, maskInput, multimask, idx);
         var masks = _transforms.postprocess_masks(lowRes, _origHw[idx]);
         lowRes = lowRes.clamp(-32.0, 32.0);
         if (!returnLogits) masks = masks > MaskThreshold;
         return (masks, iou, lowRes);
+    }
+
+    // The prompt encoder and mask decoder on point prompts in the model frame (boxes are folded into the points as
+    // corner labels 2/3): low-res logits and predicted IoUs, before any upscaling. Runs inside the caller's scope.
+    private (Tensor lowRes, Tensor iou) Decode(Tensor? coords, Tensor? labels, Tensor? maskInput, bool multimask, int idx)
+    {
+        (Tensor, Tensor)? points = coords is not null && labels is not null ? (coords, labels) : null;
+        var (sparse, dense) = Model.sam_prompt_encoder.forward(points, null, maskInput);
+        bool batched = points is { } bp && bp.Item1.size(0) > 1;
+        var highRes = _highResFeats.Select(f => f[idx].unsqueeze(0)).ToList();
+        var (lowRes, iou, _, _) = Model.sam_mask_decoder.forward(_imageEmbed![idx].unsqueeze(0), Model.sam_prompt_encoder.get_dense_pe(), sparse, dense, multimask, batched, highRes);
+        return (lowRes, iou);
     }
 
     /// <summary>The image embedding (1×C×S/16×S/16) of the current image; the caller owns the returned handle.</summary>

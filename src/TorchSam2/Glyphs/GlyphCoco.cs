@@ -17,7 +17,7 @@ public sealed record CocoGlyph(int Id, int ImageId, Rle Segmentation, float? Sco
                                bool? Ligature = null, string? Style = null)
 {
     /// <summary>The "ligature" attribute, else whether <see cref="Char"/> holds more than one character (one mask for several).</summary>
-    public bool IsLigature => Ligature ?? (Char is not null && new System.Globalization.StringInfo(Char).LengthInTextElements > 1);
+    public bool IsLigature => Ligature ?? (Char is not null && GlyphAnnotation.IsLigatureText(Char));
 
     /// <summary>The "style" attribute, else <see cref="FontRegistry.StyleOf"/> of <see cref="Font"/>; null with neither.</summary>
     public string? StyleName => Style ?? (Font is null ? null : FontRegistry.StyleOf(Font));

@@ -31,13 +31,13 @@ public sealed class GlyphCropDataset : ISegmentationDataset
     {
         if (crowdedFraction is < 0 or > 1 || double.IsNaN(crowdedFraction)) throw new ArgumentOutOfRangeException(nameof(crowdedFraction), "the crowded fraction must be in [0, 1]");
         _crowdedFraction = crowdedFraction;
-        _crowded = (crowded ?? SpecimenOptions.Crowded) with { Split = split, Width = (options ?? new SpecimenOptions()).Width, Height = (options ?? new SpecimenOptions()).Height };
         if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), "count must be positive");
         Count = count;
         _seed = seed;
         _cropsPerSheet = Math.Max(1, cropsPerSheet);
         _minSide = Math.Max(8, minSide);
         _options = (options ?? new SpecimenOptions()) with { Split = split };
+        _crowded = (crowded ?? SpecimenOptions.Crowded) with { Split = split, Width = _options.Width, Height = _options.Height };
     }
 
     public int Count { get; }

@@ -284,7 +284,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                 : answers[c.Id];
             var glyphs = GlyphInstances.Split(c, own[c.Id], votes, Math.Max(o.MinGlyphArea, (int)Math.Ceiling(o.MinSplitFraction * c.Area)));
             if (glyphs.Count > 1) LastSplitCount++;
-            foreach (var g in glyphs.OrderBy(g => FirstColumn(g.Bits, c.W, c.H)))
+            foreach (var g in glyphs.OrderBy(g => FirstColumn(g.Bits, c.W)))
             {
                 var mask = new GlyphMask(c.X0, c.Y0, c.W, c.H, g.Bits).Tight();
                 var (bx, by, bw, bh) = mask.BBox;
@@ -340,7 +340,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         }
     }
 
-    private static int FirstColumn(bool[] bits, int w, int h)
+    private static int FirstColumn(bool[] bits, int w)
     {
         int first = int.MaxValue;
         for (int i = 0; i < bits.Length; i++) if (bits[i]) first = Math.Min(first, i % w);

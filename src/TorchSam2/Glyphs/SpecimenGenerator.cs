@@ -224,7 +224,10 @@ public sealed record SpecimenOptions
 public sealed record GlyphAnnotation(int Id, string Char, string Font, int SizePx, GlyphMask Mask)
 {
     /// <summary>A ligature: one glyph drawn for several characters (fi, fl, ffi, ...), annotated as one instance.</summary>
-    public bool IsLigature => new StringInfo(Char).LengthInTextElements > 1;
+    public bool IsLigature => IsLigatureText(Char);
+
+    /// <summary>The text of a ligature: more than one user-perceived character (text element) in one glyph.</summary>
+    public static bool IsLigatureText(string chars) => new StringInfo(chars).LengthInTextElements > 1;
 
     /// <summary>Tight (x, y, w, h).</summary>
     public (int x, int y, int w, int h) BBox => Mask.BBox;
