@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Reproduces the embedded glyph demo model in weights/glyph-demo/ from scratch, on the CPU, in two stages:
+# Reproduces the embedded glyph demo models in weights/glyph-demo/ from scratch, on the CPU: the SAM 2 model in two
+# stages, then the glyph-centre net of --split-method centres:
 #   1. the small SAM 2 architecture of configs/glyph/sam2_glyph_demo.yaml trained from random weights on crops of
 #      classic specimen sheets (open spacing) in the training fonts: 4000 crops, about 30 min on 2 cores;
 #   2. fine-tuned on crops of tight sheets (letters that touch, italics, tight leading, ligatures, 8-120 px;
 #      SpecimenOptions.Tight, tighter than the benchmark's Crowded) so that a click on a glyph answers with that glyph
-#      alone: 3600 crops, about 20 min.
+#      alone: 3600 crops, about 20 min;
+#   3. the glyph-centre net (train-centres): a 0.25 M-parameter U-Net trained from random weights on 192-px crops of
+#      generated sheets (tight, crowded and classic layouts, training fonts), 8 crops a step, about 1 s a step, in the
+#      three sittings the shipped weights had: 1600 steps at lr 2e-3; 500 steps of a 3000-step schedule at lr 1e-3;
+#      2500 steps at lr 1e-3 with the foreground head added (off in glyphs by default): about 80 min.
 # It then scores the stage-1 and stage-2 models with the full glyph pipeline on crowded sheets set in held-out fonts
 # (which training never sees), with and without splitting. Needs the fonts installed by tools/setup.sh.
-#   bash tools/glyph_demo.sh                          # about 55 min on 2 cores
+#   bash tools/glyph_demo.sh                          # about 2 h 15 min on 2 cores
 #   STAGE1=path/to/stage1.safetensors bash tools/glyph_demo.sh   # stage 2 only, from given stage-1 weights
 #   STEPS_SAMPLES=64 STAGE2_SAMPLES=64 bash tools/glyph_demo.sh   # a quick smoke run
-#   STAGE1=a.safetensors STAGE2=b.safetensors EVAL_ONLY=1 bash tools/glyph_demo.sh   # only the scores (metrics.json)
+#   STAGE1=a.safetensors STAGE2=b.safetensors CENTRES=c.safetensors EVAL_ONLY=1 bash tools/glyph_demo.sh   # only the scores (metrics.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cli() { ${CLI:-./torchsam2} "$@"; }   # CLI="dotnet path/TorchSam2.Cli.dll" runs a copy while the tree is rebuilt
@@ -18,6 +23,7 @@ out=${OUT:-weights/glyph-demo}
 work=${WORK:-/tmp/torchsam2-glyph-demo}
 samples=${STEPS_SAMPLES:-4000}     # stage 1: one pass, batch 4: 1000 optimizer steps
 samples2=${STAGE2_SAMPLES:-1200}   # stage 2: per epoch, 3 epochs, batch 4: 900 optimizer steps
+centre_steps=${CENTRE_STEPS:-1600}  # stage 3: the glyph-centre net's first sitting (then 500 and 2500 more)
 threads=${THREADS:-2}
 cfg=configs/glyph/sam2_glyph_demo.yaml
 mkdir -p "$out" "$work"
@@ -42,15 +48,24 @@ fi
 [ -n "${EVAL_ONLY:-}" ] || cli finetune --config "$cfg" --checkpoint "$stage1" --data "glyph-crops:train:$samples2:7:tight" --out "$work/stage2" --epochs 3 \
     --batch-size 4 --val "glyph-crops:heldout:100:2:tight" --lr 5e-4 --warmup 50 --correction-clicks 1 --max-objects 4 --seed 1 \
     --threads "$threads"
+if [ -z "${EVAL_ONLY:-}" ]; then
+  cli train-centres --out "$work/centres1.safetensors" --steps "$centre_steps" --crop 192 --batch-size 8 --seed 0 --threads "$threads"
+  cli train-centres --from "$work/centres1.safetensors" --out "$work/centres2.safetensors" --steps $((centre_steps * 15 / 8)) \
+      --stop-at $((centre_steps * 5 / 16)) --lr 1e-3 --crop 192 --batch-size 8 --seed 5 --threads "$threads"
+  cli train-centres --from "$work/centres2.safetensors" --out "$work/centres.safetensors" --steps $((centre_steps * 25 / 16)) \
+      --lr 1e-3 --crop 192 --batch-size 8 --seed 7 --foreground --threads "$threads"
+fi
+centres=${CENTRES:-$work/centres.safetensors}
 train_s=$(( $(date +%s) - start ))
 
 # Scores: the whole pipeline with stage-1 and stage-2 weights: one glyph per candidate (--no-split), split by clicks,
-# split by stroke cores (the default).
+# by stroke cores, by the glyph-centre net (the default).
 results="["
 for w in stage1 stage2; do
   weights=$stage1; [ "$w" = stage2 ] && weights=${STAGE2:-$work/stage2/model.safetensors}
-  for mode in nosplit clicks cores; do
+  for mode in nosplit clicks cores centres; do
     flag="--split-method $mode"; [ "$mode" = nosplit ] && flag="--no-split"
+    [ "$mode" = centres ] && flag="--split-method centres --centres $centres"
     for s in 1 2 3; do
       sheet="$work/heldout_$s/images/000000.png"
       cli glyphs "$sheet" --checkpoint "$weights" --config "$cfg" $flag --threads "$threads" --out "$work/eval_${w}_${mode}_$s" > /dev/null
@@ -61,7 +76,8 @@ for w in stage1 stage2; do
   done
 done
 results="${results%,}]"
-echo "{\"train_seconds\":$train_s,\"stage1_samples\":$samples,\"stage2_samples\":$((samples2 * 3)),\"threads\":$threads,\"results\":$results}" > "$out/metrics.json"
+echo "{\"train_seconds\":$train_s,\"stage1_samples\":$samples,\"stage2_samples\":$((samples2 * 3)),\"centre_steps\":$centre_steps,\"threads\":$threads,\"results\":$results}" > "$out/metrics.json"
 
 [ -n "${EVAL_ONLY:-}" ] || cp "$work/stage2/model.safetensors" "$out/model.safetensors"
+[ -n "${EVAL_ONLY:-}" ] || cp "$work/centres.safetensors" "$out/centres.safetensors"
 echo "trained in ${train_s}s; metrics in $out/metrics.json"

@@ -51,6 +51,7 @@ try
     root.Subcommands.Add(GlyphsCommand.Create());
     root.Subcommands.Add(GlyphsCommand.CreateSpecimens());
     root.Subcommands.Add(GlyphsCommand.CreateEval());
+    root.Subcommands.Add(GlyphsCommand.CreateTrainCentres());
     root.Subcommands.Add(CacheCommands.CreateDownload());
     root.Subcommands.Add(CacheCommands.CreateCache());
     root.Subcommands.Add(ServeCommand.Create());

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Spectre.Console;
 using TorchSam2.Glyphs;
 using TorchSam2.IO;
+using TorchSam2.Training;
 using TorchSam2.Utils;
 using TorchSam2.Visualization;
 
@@ -23,19 +24,21 @@ internal static class GlyphsCommand
         var noRefine = new Option<bool>("--no-refine") { Description = "keep SAM's masks as they are (no snapping to the ink at full resolution; box prompts, no splitting)" };
         var splitMethod = new Option<string>("--split-method")
         {
-            Description = "how letters that touch are cut apart: cores (the darkest ink falls apart into one piece per letter; the default, measured best) or clicks (a grid of clicks, the model's masks clustered)",
-            DefaultValueFactory = _ => "cores",
+            Description = "how letters that touch are cut apart: centres (the default: a learned glyph-centre net, every ink pixel votes for its glyph's centre), cores (the darkest ink falls apart into one piece per letter) or clicks (a grid of clicks, the model's masks clustered)",
+            DefaultValueFactory = _ => "centres",
         };
-        var noSplit = new Option<bool>("--no-split") { Description = "one glyph per ink candidate from a box prompt (letters that touch stay one mask); by default clicks inside each candidate split it into glyphs" };
+        var centres = new Option<string?>("--centres") { Description = "glyph-centre net weights for --split-method centres (train-centres writes them; default: the ones embedded in the library)" };
+        var centreThreshold = Common.Real("--centre-threshold", "with --split-method centres: a heatmap peak at least this high (0..1) is a glyph's centre", 0.2, 0, 1);
+        var noSplit = new Option<bool>("--no-split") { Description = "one glyph per ink candidate from a box prompt (letters that touch stay one mask); by default --split-method cuts them apart" };
         var maxGlyphs = Common.Int("--max-glyphs", $"refuse sheets with more glyph candidates than this (default TORCHSAM2_MAX_GLYPHS or {Limits.DefaultMaxGlyphCandidates:N0})",
                                    Limits.MaxGlyphCandidates, 1, 10_000_000);
         var minArea = Common.Int("--min-glyph-area", "ink specks with fewer pixels than this are not glyphs", 3, 0, 1_000_000);
         var output = new Option<string>("--out") { Description = "output folder (replaced as a whole by the new results)", DefaultValueFactory = _ => "out" };
         var device = Common.Device();
         var threads = Common.Threads();
-        var cmd = new Command("glyphs", "Segment every glyph of a font specimen (crops magnify small glyphs; clicks inside each ink candidate split letters that touch); writes overlay.png and glyphs.json (COCO RLE, with each glyph's prompt and split flag)");
+        var cmd = new Command("glyphs", "Segment every glyph of a font specimen (a learned glyph-centre net cuts letters that touch apart; crops magnify small glyphs for the model's scores); writes overlay.png and glyphs.json (COCO RLE, with each glyph's prompt and split flag)");
         cmd.Arguments.Add(image);
-        foreach (var o in new Option[] { checkpoint, config, noRefine, noSplit, splitMethod, maxGlyphs, minArea, output, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { checkpoint, config, noRefine, noSplit, splitMethod, centres, centreThreshold, maxGlyphs, minArea, output, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
@@ -49,9 +52,13 @@ internal static class GlyphsCommand
             {
                 "cores" => GlyphSplitMethod.Cores,
                 "clicks" => GlyphSplitMethod.Clicks,
-                var other => throw new UsageException($"--split-method must be cores or clicks, got '{Terminal.Safe(other)}'"),
+                "centres" or "centers" => GlyphSplitMethod.Centres,
+                var other => throw new UsageException($"--split-method must be cores, centres or clicks, got '{Terminal.Safe(other)}'"),
             };
-            var segOptions = new GlyphSegmenterOptions { Refine = !pr.GetValue(noRefine), SplitTouching = !pr.GetValue(noSplit), SplitMethod = method, MaxCandidates = pr.GetValue(maxGlyphs), MinGlyphArea = pr.GetValue(minArea) };
+            var centresPath = pr.GetValue(centres) is { } cp ? Common.ExistingFile("--centres", cp) : null;
+            if (centresPath is not null && method != GlyphSplitMethod.Centres) throw new UsageException("--centres goes with --split-method centres");
+            var centreNet = centresPath is null ? null : Common.Doing($"reading the glyph-centre weights '{centresPath}'", () => GlyphCentreNet.Load(centresPath));
+            var segOptions = new GlyphSegmenterOptions { Refine = !pr.GetValue(noRefine), SplitTouching = !pr.GetValue(noSplit), SplitMethod = method, CentreNet = centreNet, CentreThreshold = pr.GetValue(centreThreshold), MaxCandidates = pr.GetValue(maxGlyphs), MinGlyphArea = pr.GetValue(minArea) };
             // the candidates first: a sheet past the limits is refused before the model is loaded
             Common.Doing($"finding glyphs in '{path}'", () => GlyphSegmenter.FindCandidates(sheet, segOptions.MinGlyphArea, segOptions.MaxCandidates));
             var sw = Stopwatch.StartNew();
@@ -235,6 +242,66 @@ internal static class GlyphsCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>torchsam2 train-centres: trains the glyph-centre net of --split-method centres on generated sheets.</summary>
+    public static Command CreateTrainCentres()
+    {
+        var output = new Option<string>("--out") { Description = "weights file to write (.safetensors; written whole or not at all)", Required = true };
+        var steps = Common.Int("--steps", "optimizer steps (1..1000000)", 1500, 1, 1_000_000);
+        var batch = Common.Int("--batch-size", "crops per step (1..256)", 8, 1, 256);
+        var crop = Common.Int("--crop", "crop side in pixels, a multiple of 16 (16..2048)", 256, 16, 2048, v => v % 16 == 0 ? null : $"--crop must be a multiple of 16, got {v}");
+        var lr = Common.Real("--lr", "peak learning rate (AdamW, warm-up then cosine)", 2e-3, 1e-6, 0.5);
+        var seed = new Option<int>("--seed") { Description = "random seed (sheets and initial weights)", DefaultValueFactory = _ => 0 };
+        var from = new Option<string?>("--from") { Description = "start from these weights instead of random ones" };
+        var every = Common.Int("--checkpoint-every", "also write the weights every N steps (0: only at the end)", 0, 0, 1_000_000);
+        var stopAt = Common.OptionalInt("--stop-at", "stop after this many steps of the --steps schedule", 1, 1_000_000);
+        var foreground = new Option<bool>("--foreground") { Description = "also train the foreground head (measured worse than the ink threshold; off in glyphs by default)" };
+        var threads = Common.Threads();
+        var cmd = new Command("train-centres", "Train the glyph-centre net (--split-method centres) on generated specimen sheets in the training fonts: tight, crowded and classic layouts, 8-120 px");
+        foreach (var o in new Option[] { output, steps, batch, crop, lr, seed, from, every, stopAt, foreground, threads }) cmd.Options.Add(o);
+        cmd.SetAction(pr => Common.Guard(() =>
+        {
+            Common.ApplyThreads(pr.GetValue(threads));
+            var outPath = pr.GetValue(output)!;
+            var opts = new GlyphCentreTrainingOptions
+            {
+                Steps = pr.GetValue(steps), BatchSize = pr.GetValue(batch), CropSize = pr.GetValue(crop), LearningRate = pr.GetValue(lr), Seed = pr.GetValue(seed),
+                SheetSize = Math.Max(512, pr.GetValue(crop)), StopAt = pr.GetValue(stopAt), Foreground = pr.GetValue(foreground),
+            };
+            try { GlyphCentreTraining.Check(opts); }
+            catch (ArgumentException e) { throw new UsageException(e.Message); }
+            var missing = FontRegistry.Missing(FontSplit.Train);
+            if (missing.Count > 0)
+                Terminal.Note($"{missing.Count} training font(s) are not installed ({Terminal.Safe(string.Join(", ", missing.Select(f => f.DebianPackage).Distinct()))})");
+            var start = pr.GetValue(from) is { } f ? Common.Doing($"reading '{f}'", () => GlyphCentreNet.Load(Common.ExistingFile("--from", f), foreground: pr.GetValue(foreground))) : null;
+            GlyphCentreNet net = null!;
+            var sw = Stopwatch.StartNew();
+            using (Activity.Doing("training the glyph-centre net"))
+                AnsiConsole.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask("train-centres", maxValue: Math.Min(opts.Steps, opts.StopAt ?? opts.Steps));
+                        var progress = new SyncStepProgress(p =>
+                        {
+                            task.Value = p.Step;
+                            task.Description = $"step {p.Step} heat {p.Heat:F3} offset {p.Offset:F4}";
+                            if (Console.IsOutputRedirected && p.Step % 50 == 0)
+                                Console.WriteLine($"step {p.Step}/{opts.Steps} heat {p.Heat:F4} offset {p.Offset:F5} ({sw.Elapsed.TotalSeconds:F0} s)");
+                        });
+                        net = GlyphCentreTraining.Train(opts, start, progress, (n, _) => n.Save(outPath), pr.GetValue(every));
+                    });
+            net.Save(outPath);
+            Terminal.Out($"trained {Math.Min(opts.Steps, opts.StopAt ?? opts.Steps)} steps in {sw.Elapsed.TotalSeconds:F0} s → {Terminal.Safe(outPath)}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private sealed class SyncStepProgress(Action<(int Step, double Heat, double Offset)> report) : IProgress<(int Step, double Heat, double Offset)>
+    {
+        public void Report((int Step, double Heat, double Offset) value) => report(value);
     }
 
     // Progress<T> posts to the thread pool; the bar wants the value now.

@@ -1,0 +1,140 @@
+using System.Reflection;
+using TorchSam2.Checkpoints;
+using TorchSam2.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TorchSam2.Glyphs;
+
+/// <summary>
+/// The learned glyph-centre step of the glyph pipeline (<see cref="GlyphSplitMethod.Centres"/>): a small U-Net that reads
+/// a sheet's darkness (0 = background, 1 = ink; <see cref="GlyphSegmenter.FindInk"/>) and predicts, per pixel, a
+/// glyph-centre heatmap logit and the offset from the pixel to the centre of the glyph it belongs to, in units of
+/// <see cref="OffsetScale"/> px, and whether the pixel is glyph at all (channels: heat, dx, dy, foreground logit; the
+/// foreground is the glyphs' own coverage ≥ 0.5, which a global ink threshold misses on blurred scans). Every glyph pixel then votes for a centre
+/// (<see cref="GlyphCentres"/>), which cuts touching letters apart and keeps an i's dot with its i; the approach is
+/// Panoptic-DeepLab's centre regression, at the size of a glyph.
+/// </summary>
+public sealed class GlyphCentreNet : nn.Module<Tensor, Tensor>
+{
+    /// <summary>Offsets are predicted divided by this many pixels.</summary>
+    public const float OffsetScale = 16;
+
+    /// <summary>Inputs are padded to a multiple of this (four 2× poolings).</summary>
+    public const int Stride = 16;
+
+    private readonly ModuleList<Sequential> down = new();
+    private readonly ModuleList<Sequential> up = new();
+    private readonly Conv2d head;
+    private readonly Conv2d? fg_head;
+
+    public IReadOnlyList<int> Channels { get; }
+
+    /// <summary>Whether the net also predicts the foreground (a fourth channel).</summary>
+    public bool HasForeground => fg_head is not null;
+
+    /// <param name="channels">Feature widths from full resolution down (five levels).</param>
+    /// <param name="foreground">Also predict which pixels are glyph (channel 3).</param>
+    public GlyphCentreNet(int[]? channels = null, bool foreground = true) : base(nameof(GlyphCentreNet))
+    {
+        channels ??= [16, 24, 32, 48, 64];
+        if (channels.Length != 5 || channels.Any(c => c < 1 || c > 1024)) throw new ArgumentException("GlyphCentreNet takes five channel widths in 1..1024");
+        Channels = channels;
+        int cin = 1;
+        foreach (var c in channels)
+        {
+            down.Add(Block(cin, c));
+            cin = c;
+        }
+        for (int i = channels.Length - 2; i >= 0; i--)
+            up.Add(Block(channels[i + 1] + channels[i], channels[i]));
+        head = nn.Conv2d(channels[0], 3, 1);
+        // centres are rare: the heatmap starts near 0.01 everywhere (CenterNet's prior), not at 0.5
+        using (no_grad()) head.bias![0].fill_(-4.6);
+        if (foreground) fg_head = nn.Conv2d(channels[0], 1, 1);
+        RegisterComponents();
+    }
+
+    private static Sequential Block(int cin, int cout) => nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding: 1, bias: false), nn.BatchNorm2d(cout), nn.ReLU(inplace: true),
+        nn.Conv2d(cout, cout, 3, padding: 1, bias: false), nn.BatchNorm2d(cout), nn.ReLU(inplace: true));
+
+    /// <param name="darkness">B×1×H×W, H and W multiples of <see cref="Stride"/>.</param>
+    /// <returns>B×3×H×W: heat logit, dx / OffsetScale, dy / OffsetScale; B×4×H×W with the foreground logit last.</returns>
+    public override Tensor forward(Tensor darkness)
+    {
+        using var scope = NewDisposeScope();
+        var skips = new List<Tensor>();
+        var x = darkness;
+        for (int i = 0; i < down.Count; i++)
+        {
+            if (i > 0) x = nn.functional.max_pool2d(x, 2);
+            x = down[i].call(x);
+            skips.Add(x);
+        }
+        for (int i = 0; i < up.Count; i++)
+        {
+            var skip = skips[skips.Count - 2 - i];
+            x = nn.functional.interpolate(x, size: [skip.shape[2], skip.shape[3]], mode: InterpolationMode.Nearest);
+            x = up[i].call(cat([x, skip], 1));
+        }
+        var y = head.call(x);
+        if (fg_head is not null) y = cat([y, fg_head.call(x)], 1);
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The demo weights that ship inside the library (trained by tools/glyph_demo.sh on training fonts only).</summary>
+    public static GlyphCentreNet Embedded()
+    {
+        var asm = typeof(GlyphCentreNet).Assembly;
+        using var s = asm.GetManifestResourceStream(EmbeddedResource)
+                      ?? throw new FileNotFoundException($"the glyph-centre weights are not embedded in {asm.GetName().Name} ('{EmbeddedResource}')");
+        using var ms = new MemoryStream();
+        s.CopyTo(ms);
+        ms.Position = 0;
+        return Load(SafeTensors.Read(ms));
+    }
+
+    internal const string EmbeddedResource = "weights/glyph-centres.safetensors";
+
+    /// <summary>Weights written by <see cref="Save"/> (a .safetensors file); keys and shapes are checked before anything is copied.</summary>
+    /// <param name="foreground">Build the foreground head even when the file has none (it starts untrained): for
+    /// training on from weights without one.</param>
+    public static GlyphCentreNet Load(string path, bool foreground = false) => Load(SafeTensors.Read(path), foreground);
+
+    private static GlyphCentreNet Load(SafeTensorsFile file, bool foreground = false)
+    {
+        int[] channels = file.Metadata.TryGetValue("channels", out var c)
+            ? c.Split(',').Select(v => int.TryParse(v, out var n) ? n : throw new CheckpointException($"glyph-centre weights: bad channels '{UntrustedText.Escape(c, 64)}'")).ToArray()
+            : [16, 24, 32, 48, 64];
+        if (channels.Length != 5 || channels.Any(n => n < 1 || n > 1024))
+            throw new CheckpointException($"glyph-centre weights: bad channels '{UntrustedText.Escape(c ?? "", 64)}'");
+        bool stored = file.Tensors.ContainsKey("fg_head.weight");
+        var net = new GlyphCentreNet(channels, stored || foreground);
+        var tensors = file.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.ToTensor());
+        try
+        {
+            // strict, except for a foreground head asked for and not stored
+            var result = net.load_state_dict_checked(tensors, strict: stored || !foreground);
+            if (!result.IsExact && result.Missing.Any(k => !k.StartsWith("fg_head.")) || result.Unexpected.Count > 0)
+                throw new CheckpointException($"glyph-centre weights: {result}");
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        net.eval();
+        return net;
+    }
+
+    /// <summary>Writes the weights (and the channel widths) as .safetensors, whole or not at all.</summary>
+    public void Save(string path)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is not null) Directory.CreateDirectory(dir);
+        string tmp = path + ".tmp";
+        SafeTensors.Write(tmp, Sam2Trainer.StateRecords(this), new Dictionary<string, string> { ["channels"] = string.Join(',', Channels), ["kind"] = "glyph-centres" });
+        File.Move(tmp, path, overwrite: true);
+    }
+}

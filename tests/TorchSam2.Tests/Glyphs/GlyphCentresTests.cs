@@ -1,0 +1,166 @@
+using TorchSam2.Checkpoints;
+using TorchSam2.Glyphs;
+using TorchSam2.Training;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace TorchSam2.Tests.Glyphs;
+
+public class GlyphCentresTests
+{
+    [Fact]
+    public void TargetsPeakAtEachGlyphsCentreAndOffsetsPointThere()
+    {
+        // A: 4×6 at (2, 2); B: 2×2 inside A at (3, 3) (the smaller glyph owns the overlap); C: 3×3 at (12, 2)
+        var glyphs = new List<GlyphAnnotation>
+        {
+            new(1, "A", "f", 8, GlyphTestUtil.Square(2, 2, 4, 6)),
+            new(2, "B", "f", 8, GlyphTestUtil.Square(3, 3, 2, 2)),
+            new(3, "C", "f", 8, GlyphTestUtil.Square(12, 2, 3, 3)),
+        };
+        int w = 20, h = 12;
+        var (heat, dx, dy, weight, fg) = GlyphCentres.Targets(h, w, glyphs);
+        // A's centre (3.5, 4.5) rounds to pixel (4, 5); C's (13, 3) is a pixel
+        Assert.Equal(1f, heat[5 * w + 4]);
+        Assert.Equal(1f, heat[3 * w + 13]);
+        // B's centre (3.5, 3.5) rounds to (4, 4): three positives in all
+        Assert.Equal(1f, heat[4 * w + 4]);
+        Assert.Equal(3, heat.Count(v => v == 1f));
+        // sigma 0.75 (a tenth of 4 is less): one pixel off C's centre is exp(-1 / 1.125)
+        Assert.Equal(Math.Exp(-1 / 1.125), heat[3 * w + 14], 5);
+        Assert.Equal(0f, heat[11 * w + 19]);
+        // A's corner pixel points to A's centre, in units of 16 px
+        Assert.Equal((3.5f - 2) / 16, dx[2 * w + 2], 6);
+        Assert.Equal((4.5f - 2) / 16, dy[2 * w + 2], 6);
+        Assert.Equal(1 / Math.Sqrt(24), weight[2 * w + 2], 6);
+        // the overlap belongs to B (centre (3.5, 3.5))
+        Assert.Equal((3.5f - 3) / 16, dx[3 * w + 3], 6);
+        Assert.Equal(1 / Math.Sqrt(4), weight[3 * w + 3], 6);
+        // one pixel of halo joins the glyph it borders; two pixels out is nothing
+        Assert.Equal((3.5f - 1) / 16, dx[2 * w + 1], 6);
+        Assert.Equal((13f - 15) / 16, dx[3 * w + 15], 6);
+        Assert.Equal(0f, weight[3 * w + 17]);
+        Assert.Equal(0f, weight[10 * w + 10]);
+        // the foreground is the masks themselves, without the halo
+        Assert.Equal(24 + 9, fg.Count(v => v == 1f));
+        Assert.Equal(1f, fg[2 * w + 2]);
+        Assert.Equal(0f, fg[2 * w + 1]);
+    }
+
+    [Fact]
+    public void VotesJoinTheCentreNearestToThem()
+    {
+        int w = 24, h = 10;
+        var heat = new float[h * w];
+        var dx = new float[h * w];
+        var dy = new float[h * w];
+        var ink = new bool[h * w];
+        // two glyphs side by side that touch at x = 11 | 12, hills at (5, 5) and (17, 5); two more peaks at (20, 1) and
+        // (22, 1) that no pixel votes for
+        void Hill(int cx, int cy, float top)
+        {
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    heat[y * w + x] = Math.Max(heat[y * w + x], top * (float)Math.Exp(-((x - cx) * (x - cx) + (y - cy) * (y - cy)) / 2.0));
+        }
+        Hill(5, 5, 1);
+        Hill(17, 5, 0.9f);
+        heat[1 * w + 20] = 0.9f;
+        heat[1 * w + 21] = 0.8f;
+        heat[1 * w + 22] = 0.9f;
+        for (int y = 3; y < 8; y++)
+            for (int x = 1; x < 22; x++)
+            {
+                int i = y * w + x;
+                ink[i] = true;
+                // the net's offsets, one pixel off at most
+                dx[i] = (x < 12 ? 5 : 17) - x + (x % 3 - 1) * 0.6f;
+                dy[i] = 5 - y;
+            }
+        var peaks = GlyphCentres.Peaks(heat, h, w, 0.3f);
+        Assert.Equal([(5, 5), (17, 5), (20, 1), (22, 1)], peaks.Select(p => (p.X, p.Y)).Order().ToArray());
+        Assert.Equal((5, 5), (peaks[0].X, peaks[0].Y)); // strongest first
+        var label = GlyphCentres.Assign(ink, heat, dx, dy, h, w, peaks);
+        int left = label[5 * w + 1], right = label[5 * w + 21];
+        Assert.NotEqual(left, right);
+        for (int y = 3; y < 8; y++)
+            for (int x = 1; x < 22; x++)
+                Assert.Equal(x < 12 ? left : right, label[y * w + x]);
+        Assert.Equal(-1, label[0]);
+        // without offsets every pixel is its own vote: it joins the nearest peak (8-neighbour steps)
+        var tops = new bool[h * w];
+        tops[1 * w + 20] = tops[1 * w + 22] = tops[1 * w + 19] = tops[0 * w + 23] = true;
+        var topLabels = GlyphCentres.Assign(tops, heat, new float[h * w], new float[h * w], h, w, peaks);
+        int a = peaks.FindIndex(p => p.X == 20 && p.Y == 1), b = peaks.FindIndex(p => p.X == 22 && p.Y == 1);
+        Assert.Equal([a, a, b, b], new[] { topLabels[1 * w + 20], topLabels[1 * w + 19], topLabels[1 * w + 22], topLabels[0 * w + 23] });
+    }
+
+    [Fact]
+    public void TheNetSavesAndLoadsExactlyAndRefusesOtherShapes()
+    {
+        var dir = Directory.CreateTempSubdirectory("centres").FullName;
+        try
+        {
+            using var net = new GlyphCentreNet([4, 4, 8, 8, 8]);
+            net.eval();
+            using var x = rand(1, 1, 32, 48);
+            using var y = net.call(x);
+            Assert.Equal([1L, 4, 32, 48], y.shape);
+            // the heatmap starts near CenterNet's prior of 0.01, not at 0.5
+            using (var p = sigmoid(y[0, 0])) Assert.True(p.mean().item<float>() < 0.05f);
+            var path = Path.Combine(dir, "c.safetensors");
+            net.Save(path);
+            using var back = GlyphCentreNet.Load(path);
+            Assert.Equal([4, 4, 8, 8, 8], back.Channels);
+            using var y2 = back.call(x);
+            Assert.Equal(0f, (y - y2).abs().max().item<float>());
+
+            // weights for other widths under this file's widths: the loader names the key and both shapes
+            using var other = new GlyphCentreNet([8, 4, 8, 8, 8]);
+            var recs = Sam2Trainer.StateRecords(other);
+            var wrong = Path.Combine(dir, "wrong.safetensors");
+            SafeTensors.Write(wrong, recs, new Dictionary<string, string> { ["channels"] = "4,4,8,8,8" });
+            var e = Assert.ThrowsAny<Exception>(() => GlyphCentreNet.Load(wrong));
+            Assert.Contains("down.0.0.weight", e.Message);
+            // weights without a foreground head load as a three-channel net, or with a fresh head for training on
+            using var three = new GlyphCentreNet([4, 4, 8, 8, 8], foreground: false);
+            var old = Path.Combine(dir, "three.safetensors");
+            three.Save(old);
+            using (var a = GlyphCentreNet.Load(old)) Assert.False(a.HasForeground);
+            using (var b = GlyphCentreNet.Load(old, foreground: true)) Assert.True(b.HasForeground);
+            var bad = Path.Combine(dir, "bad.safetensors");
+            SafeTensors.Write(bad, recs, new Dictionary<string, string> { ["channels"] = "8,4,x" });
+            Assert.Contains("bad channels", Assert.Throws<CheckpointException>(() => GlyphCentreNet.Load(bad)).Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void TrainingLowersTheLossOnGeneratedSheets()
+    {
+        // a few steps on one repeated batch: the loss must fall (the real training is tools/glyph_demo.sh)
+        var o = new GlyphCentreTrainingOptions { BatchSize = 2, CropSize = 64, SheetSize = 256, CropsPerSheet = 2, Seed = 3 };
+        var batches = new GlyphCentreTraining.Batches(o);
+        var (x, heat, dx, dy, w, fg) = batches.Next();
+        using var net = new GlyphCentreNet([4, 4, 8, 8, 8]);
+        net.train();
+        using var opt = optim.AdamW(net.parameters(), lr: 5e-3);
+        double first = 0, last = 0;
+        for (int i = 0; i < 30; i++)
+        {
+            opt.zero_grad();
+            var (loss, _, _) = GlyphCentreTraining.Loss(net.call(x), heat, dx, dy, w, fg, o.OffsetWeight);
+            if (i == 0) first = loss.item<float>();
+            last = loss.item<float>();
+            loss.backward();
+            opt.step();
+            loss.Dispose();
+        }
+        Assert.True(last < 0.7 * first, $"loss {first} -> {last}");
+        Assert.Equal([2L, 1, 64, 64], x.shape);
+        Assert.True(w.sum().item<float>() > 0, "the crops hold glyphs");
+    }
+}
