@@ -237,7 +237,7 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
             (["glyphs", .. img, "--max-glyphs", "0"], "--max-glyphs", "0"),
             (["glyphs", .. img, "--min-glyph-area", "-1"], "--min-glyph-area", "-1"),
             (["glyphs", .. img, "--split-method", "watershed"], "--split-method", "watershed"),
-            (["glyphs", .. img, "--centres", f.Small], "--centres", "--split-method centres"),
+            (["glyphs", .. img, "--split-method", "cores", "--centres", f.Small], "--centres", "--split-method centres"),
             (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--crop", "100"], "--crop", "100"),
             (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--steps", "0"], "--steps", "0"),
             (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--lr", "NaN"], "--lr", "NaN"),
@@ -268,6 +268,8 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
             (["track", f.Frames, .. f.Model, "--obj", "1:point:5,5", "--out", outDir, "--threads", "100000"], "--threads", "100000"),
         };
         foreach (var (args, option, value) in cases) AssertFails(Run(args), 2, option, value);
+        // glyph-centre weights that are not weights: a failure naming the file
+        AssertFails(Run(["glyphs", .. img, "--centres", f.Small]), 1, "small.png", "safetensors");
         Assert.Empty(Directory.EnumerateFileSystemEntries(outDir));
         // unknown options and missing arguments are usage errors too
         AssertFails(Run("segment", f.Small, "--bogus"), 2, "--bogus");
