@@ -67,7 +67,7 @@ internal static class AutoCommand
                 {
                     var task = ctx.AddTask("point batches", maxValue: 1);
                     using var _ = Activity.Doing("generating masks");
-                    records = generator.Generate(img, new Reporter(p =>
+                    records = generator.Generate(img, new SyncProgress<AmgProgress>(p =>
                     {
                         task.MaxValue = p.BatchesTotal;
                         task.Value = p.BatchesDone;
@@ -124,10 +124,4 @@ internal static class AutoCommand
 
     /// <summary>Everything auto writes in --out.</summary>
     internal static readonly string[] Outputs = ["overlay.png", "masks.json"];
-
-    // Spectre's progress context is not thread-safe for Progress<T>'s thread-pool callbacks: report inline.
-    private sealed class Reporter(Action<AmgProgress> report) : IProgress<AmgProgress>
-    {
-        public void Report(AmgProgress value) => report(value);
-    }
 }

@@ -30,7 +30,7 @@ internal static class CacheCommands
             .Start(ctx =>
             {
                 var task = ctx.AddTask($"downloading {checkpoint.Name}", maxValue: 1);
-                download(new Inline(p =>
+                download(new SyncProgress<DownloadProgress>(p =>
                 {
                     if (p.Total is long t && t > 0) task.MaxValue = t;
                     else task.IsIndeterminate = true;
@@ -38,12 +38,6 @@ internal static class CacheCommands
                 }));
                 task.Value = task.MaxValue;
             });
-    }
-
-    // Progress<T> posts to the thread pool; the bar wants the value now.
-    private sealed class Inline(Action<DownloadProgress> report) : IProgress<DownloadProgress>
-    {
-        public void Report(DownloadProgress value) => report(value);
     }
 
     /// <summary>A checkpoint argument: a name, or a usage error listing the names.</summary>

@@ -212,10 +212,4 @@ internal static class FinetuneCommand
         return new TorchSam2.Glyphs.GlyphCropDataset(count, split, seed, crowdedFraction: crowded,
                                                      crowded: style == "tight" ? TorchSam2.Glyphs.SpecimenOptions.Tight : null);
     }
-
-    // Progress<T> posts to the thread pool; report synchronously on the training thread instead.
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }

@@ -74,7 +74,7 @@ internal static class GlyphsCommand
                     .Start(ctx =>
                     {
                         var task = ctx.AddTask("glyphs", maxValue: 100);
-                        glyphs = segmenter.Segment(sheet, new SyncProgress(p => task.Value = p));
+                        glyphs = segmenter.Segment(sheet, new SyncProgress<int>(p => task.Value = p));
                         task.Value = 100;
                     });
             double segMs = sw.Elapsed.TotalMilliseconds;
@@ -178,7 +178,7 @@ internal static class GlyphsCommand
                     .Start(ctx =>
                     {
                         var task = ctx.AddTask("specimens", maxValue: n);
-                        coco = SpecimenGenerator.WriteDataset(folder.Staging, n, s, pr.GetValue(seed), opts, new SyncProgress(i => task.Value = i));
+                        coco = SpecimenGenerator.WriteDataset(folder.Staging, n, s, pr.GetValue(seed), opts, new SyncProgress<int>(i => task.Value = i));
                     });
             folder.Commit();
             Terminal.Out($"{coco.Images.Count} sheet(s), {coco.Annotations.Count} glyph(s) → {Terminal.Safe(folder.Final("annotations.json"))}");
@@ -282,8 +282,8 @@ internal static class GlyphsCommand
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
                     .Start(ctx =>
                     {
-                        var task = ctx.AddTask("train-centres", maxValue: Math.Min(opts.Steps, opts.StopAt ?? opts.Steps));
-                        var progress = new SyncStepProgress(p =>
+                        var task = ctx.AddTask("train-centres", maxValue: opts.LastStep);
+                        var progress = new SyncProgress<(int Step, double Heat, double Offset)>(p =>
                         {
                             task.Value = p.Step;
                             task.Description = $"step {p.Step} heat {p.Heat:F3} offset {p.Offset:F4}";
@@ -293,20 +293,9 @@ internal static class GlyphsCommand
                         net = GlyphCentreTraining.Train(opts, start, progress, (n, _) => n.Save(outPath), pr.GetValue(every));
                     });
             net.Save(outPath);
-            Terminal.Out($"trained {Math.Min(opts.Steps, opts.StopAt ?? opts.Steps)} steps in {sw.Elapsed.TotalSeconds:F0} s → {Terminal.Safe(outPath)}");
+            Terminal.Out($"trained {opts.LastStep} steps in {sw.Elapsed.TotalSeconds:F0} s → {Terminal.Safe(outPath)}");
             return 0;
         }));
         return cmd;
-    }
-
-    private sealed class SyncStepProgress(Action<(int Step, double Heat, double Offset)> report) : IProgress<(int Step, double Heat, double Offset)>
-    {
-        public void Report((int Step, double Heat, double Offset) value) => report(value);
-    }
-
-    // Progress<T> posts to the thread pool; the bar wants the value now.
-    private sealed class SyncProgress(Action<int> report) : IProgress<int>
-    {
-        public void Report(int value) => report(value);
     }
 }

@@ -158,14 +158,15 @@ public static class GlyphCentres
     /// <summary>
     /// Each pixel in <paramref name="members"/> joins the peak nearest to its vote (its position plus its offset); returns
     /// the peak index per pixel (−1 elsewhere). (Merging peaks joined by a high ridge of the heatmap, as one glyph's hill,
-    /// lost more touching letters than it saved: recall@0.5 0.792 against 0.825 on a crowded training-font sheet.)
+    /// lost more touching letters than it saved: recall@0.5 0.792 against 0.822 on a crowded training-font sheet.)
     /// </summary>
-    public static int[] Assign(bool[] members, float[] heat, float[] dx, float[] dy, int h, int w, List<(int X, int Y, float V)> peaks)
+    public static int[] Assign(bool[] members, float[] dx, float[] dy, int h, int w, List<(int X, int Y, float V)> peaks)
     {
         var label = new int[h * w];
         Array.Fill(label, -1);
         if (peaks.Count == 0) return label;
-        // nearest peak to every position: a multi-source breadth-first pass (8-neighbour steps)
+        // Nearest peak to every position: a multi-source breadth-first pass (8-neighbour steps), strongest peak first.
+        // (GlyphInstances.Flood seeds in raster order, which breaks ties between equally near peaks differently.)
         var nearest = new int[h * w];
         Array.Fill(nearest, -1);
         var queue = new Queue<int>();

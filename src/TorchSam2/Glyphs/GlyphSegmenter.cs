@@ -218,14 +218,13 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
     {
         var o = Options;
         var (ink, labels, cands, owner) = Prepare(sheet);
-        int h = sheet.Height, w = sheet.Width, modelSize = (int)Predictor.Model.image_size;
+        int h = sheet.Height, w = sheet.Width;
         progress?.Report(0);
 
         // The candidate's own ink over its box.
         var own = new bool[cands.Count][];
         var clicks = new List<GlyphClick>();
         var cores = new List<ClickMask>?[cands.Count];
-        int minSide = (int)Math.Ceiling(modelSize / o.MaxMagnification);
         foreach (var c in cands)
         {
             var m = new bool[c.W * c.H];
@@ -233,7 +232,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                 for (int x = c.X0; x <= c.X1; x++)
                     if (labels[y * w + x] is var l && l > 0 && owner[l] == c.Id) m[(y - c.Y0) * c.W + (x - c.X0)] = true;
             own[c.Id] = m;
-            int side = Math.Min(Math.Max(minSide, (int)Math.Ceiling(c.H / o.ClickWindowFraction)), Math.Max(h, w));
+            int side = ClickSide(c, h, w);
             if (o.SplitMethod == GlyphSplitMethod.Cores && ink.Darkness is { } dark)
             {
                 var core = new bool[m.Length];
@@ -298,7 +297,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
     private List<GlyphResult> SegmentCentres(RgbImage sheet, IProgress<int>? progress)
     {
         var o = Options;
-        int h = sheet.Height, w = sheet.Width, modelSize = (int)Predictor.Model.image_size;
+        int h = sheet.Height, w = sheet.Width;
         progress?.Report(0);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var ink = FindInk(sheet);
@@ -317,7 +316,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         var members = fg is null && ink.Faint is { } faint ? ink.Ink.Select((v, i) => v || faint[i]).ToArray() : ink.Ink;
         var peaks = GlyphCentres.Peaks(heat, h, w, (float)o.CentreThreshold);
         CheckCandidateCount(peaks.Count, o.MaxCandidates);
-        var label = GlyphCentres.Assign(members, heat, dx, dy, h, w, peaks);
+        var label = GlyphCentres.Assign(members, dx, dy, h, w, peaks);
         double centres = sw.Elapsed.TotalMilliseconds;
 
         // one candidate per centre that gathered ink; glyphs under the area limit give their ink back (AttachFaint)
@@ -344,14 +343,10 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                 var c = cands[ci];
                 own[ci][(i / w - c.Y0) * c.W + (i % w - c.X0)] = true;
             }
-        int minSide = (int)Math.Ceiling(modelSize / o.MaxMagnification);
         var clicks = new List<GlyphClick>();
         foreach (var c in cands)
-        {
-            int side = Math.Min(Math.Max(minSide, (int)Math.Ceiling(c.H / o.ClickWindowFraction)), Math.Max(h, w));
             foreach (var (x, y) in GlyphInstances.SampleClicks(c, own[c.Id], Math.Max(c.W, c.H), 1))
-                clicks.Add(new GlyphClick(c.Id, x, y, side));
-        }
+                clicks.Add(new GlyphClick(c.Id, x, y, ClickSide(c, h, w)));
 
         var (answers, encode, decode) = AskClicks(sheet, ink, cands, clicks, own, progress);
         sw.Restart();
@@ -391,6 +386,11 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         foreach (int k in shared) results[k] = results[k] with { Split = true };
         LastSplitCount = shared.Count;
     }
+
+    // The side of the window a candidate's clicks are decoded in: its height spans ClickWindowFraction of it, magnified
+    // at most MaxMagnification times, and never larger than the sheet.
+    private int ClickSide(GlyphCandidate c, int h, int w) =>
+        Math.Min(Math.Max((int)Math.Ceiling(Predictor.Model.image_size / Options.MaxMagnification), (int)Math.Ceiling(c.H / Options.ClickWindowFraction)), Math.Max(h, w));
 
     // Every click answered by the model: windows planned around the clicks, each encoded once, its clicks decoded in
     // batches; each answer cut to its candidate's own ink (Choose).

@@ -27,6 +27,8 @@ public sealed record GlyphCentreTrainingOptions
     public bool Foreground { get; init; }
     /// <summary>Stop after this many steps of the <see cref="Steps"/>-step schedule (null: run it all).</summary>
     public int? StopAt { get; init; }
+    /// <summary>The last step this run takes.</summary>
+    public int LastStep => Math.Min(Steps, StopAt ?? Steps);
 }
 
 /// <summary>
@@ -130,8 +132,7 @@ public static class GlyphCentreTraining
         var batches = new Batches(o);
         using var opt = optim.AdamW(net.parameters(), lr: o.LearningRate, weight_decay: 1e-4);
         double emaHeat = double.NaN, emaOff = double.NaN;
-        int last = Math.Min(o.Steps, o.StopAt ?? o.Steps);
-        for (int step = 1; step <= last; step++)
+        for (int step = 1; step <= o.LastStep; step++)
         {
             // linear warm-up, then cosine decay to a tenth
             double lr = step <= o.WarmupSteps
@@ -149,7 +150,7 @@ public static class GlyphCentreTraining
                 emaOff = double.IsNaN(emaOff) ? lo : 0.95 * emaOff + 0.05 * lo;
             }
             progress?.Report((step, emaHeat, emaOff));
-            if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < last) checkpoint?.Invoke(net, step);
+            if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < o.LastStep) checkpoint?.Invoke(net, step);
         }
         net.eval();
         return net;

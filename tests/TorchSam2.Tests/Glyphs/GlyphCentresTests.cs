@@ -80,7 +80,7 @@ public class GlyphCentresTests
         var peaks = GlyphCentres.Peaks(heat, h, w, 0.3f);
         Assert.Equal([(5, 5), (17, 5), (20, 1), (22, 1)], peaks.Select(p => (p.X, p.Y)).Order().ToArray());
         Assert.Equal((5, 5), (peaks[0].X, peaks[0].Y)); // strongest first
-        var label = GlyphCentres.Assign(ink, heat, dx, dy, h, w, peaks);
+        var label = GlyphCentres.Assign(ink, dx, dy, h, w, peaks);
         int left = label[5 * w + 1], right = label[5 * w + 21];
         Assert.NotEqual(left, right);
         for (int y = 3; y < 8; y++)
@@ -90,7 +90,7 @@ public class GlyphCentresTests
         // without offsets every pixel is its own vote: it joins the nearest peak (8-neighbour steps)
         var tops = new bool[h * w];
         tops[1 * w + 20] = tops[1 * w + 22] = tops[1 * w + 19] = tops[0 * w + 23] = true;
-        var topLabels = GlyphCentres.Assign(tops, heat, new float[h * w], new float[h * w], h, w, peaks);
+        var topLabels = GlyphCentres.Assign(tops, new float[h * w], new float[h * w], h, w, peaks);
         int a = peaks.FindIndex(p => p.X == 20 && p.Y == 1), b = peaks.FindIndex(p => p.X == 22 && p.Y == 1);
         Assert.Equal([a, a, b, b], new[] { topLabels[1 * w + 20], topLabels[1 * w + 19], topLabels[1 * w + 22], topLabels[0 * w + 23] });
     }
