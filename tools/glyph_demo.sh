@@ -8,11 +8,12 @@
 #      alone: 3600 crops, about 20 min;
 #   3. the glyph-centre net (train-centres): a 0.25 M-parameter U-Net trained from random weights on 192-px crops of
 #      generated sheets (tight, crowded and classic layouts, training fonts), 8 crops a step, about 1 s a step, in the
-#      three sittings the shipped weights had: 1600 steps at lr 2e-3; 500 steps of a 3000-step schedule at lr 1e-3;
-#      2500 steps at lr 1e-3 with the foreground head added (off in glyphs by default): about 80 min.
+#      four sittings the shipped weights had: 1600 steps at lr 2e-3; 500 steps of a 3000-step schedule at lr 1e-3;
+#      2500 steps at lr 1e-3 with the foreground head added (off in glyphs by default); 2000 steps at lr 1e-3 on
+#      sheets read through the deblurring ink step, tight and crowded lines condensed or extended 0.6-1.1x: about 110 min.
 # It then scores the stage-1 and stage-2 models with the full glyph pipeline on crowded sheets set in held-out fonts
 # (which training never sees), with and without splitting. Needs the fonts installed by tools/setup.sh.
-#   bash tools/glyph_demo.sh                          # about 2 h 15 min on 2 cores
+#   bash tools/glyph_demo.sh                          # about 2 h 45 min on 2 cores
 #   STAGE1=path/to/stage1.safetensors bash tools/glyph_demo.sh   # stage 2 only, from given stage-1 weights
 #   STEPS_SAMPLES=64 STAGE2_SAMPLES=64 bash tools/glyph_demo.sh   # a quick smoke run
 #   STAGE1=a.safetensors STAGE2=b.safetensors CENTRES=c.safetensors EVAL_ONLY=1 bash tools/glyph_demo.sh   # only the scores (metrics.json)
@@ -23,7 +24,7 @@ out=${OUT:-weights/glyph-demo}
 work=${WORK:-/tmp/torchsam2-glyph-demo}
 samples=${STEPS_SAMPLES:-4000}     # stage 1: one pass, batch 4: 1000 optimizer steps
 samples2=${STAGE2_SAMPLES:-1200}   # stage 2: per epoch, 3 epochs, batch 4: 900 optimizer steps
-centre_steps=${CENTRE_STEPS:-1600}  # stage 3: the glyph-centre net's first sitting (then 500 and 2500 more)
+centre_steps=${CENTRE_STEPS:-1600}  # stage 3: the glyph-centre net's first sitting (then 500, 2500 and 2000 more)
 threads=${THREADS:-2}
 cfg=configs/glyph/sam2_glyph_demo.yaml
 mkdir -p "$out" "$work"
@@ -52,8 +53,10 @@ if [ -z "${EVAL_ONLY:-}" ]; then
   cli train-centres --out "$work/centres1.safetensors" --steps "$centre_steps" --crop 192 --batch-size 8 --seed 0 --threads "$threads"
   cli train-centres --from "$work/centres1.safetensors" --out "$work/centres2.safetensors" --steps $((centre_steps * 15 / 8)) \
       --stop-at $((centre_steps * 5 / 16)) --lr 1e-3 --crop 192 --batch-size 8 --seed 5 --threads "$threads"
-  cli train-centres --from "$work/centres2.safetensors" --out "$work/centres.safetensors" --steps $((centre_steps * 25 / 16)) \
+  cli train-centres --from "$work/centres2.safetensors" --out "$work/centres3.safetensors" --steps $((centre_steps * 25 / 16)) \
       --lr 1e-3 --crop 192 --batch-size 8 --seed 7 --foreground --threads "$threads"
+  cli train-centres --from "$work/centres3.safetensors" --out "$work/centres.safetensors" --steps $((centre_steps * 5 / 4)) \
+      --lr 1e-3 --crop 192 --batch-size 8 --seed 13 --min-width-scale 0.6 --max-width-scale 1.1 --threads "$threads"
 fi
 centres=${CENTRES:-$work/centres.safetensors}
 train_s=$(( $(date +%s) - start ))

@@ -94,6 +94,7 @@ internal static class GlyphsCommand
                 split_touching = segmenter.Options.Refine && segmenter.Options.SplitTouching,
                 split_method = segmenter.Options.SplitMethod.ToString().ToLowerInvariant(),
                 split_candidates = segmenter.LastSplitCount,
+                blur_sigma = segmenter.LastBlurSigma,
                 glyphs = glyphs.Select(g =>
                 {
                     var rle = g.ToRle(h, w);
@@ -256,10 +257,12 @@ internal static class GlyphsCommand
         var from = new Option<string?>("--from") { Description = "start from these weights instead of random ones" };
         var every = Common.Int("--checkpoint-every", "also write the weights every N steps (0: only at the end)", 0, 0, 1_000_000);
         var stopAt = Common.OptionalInt("--stop-at", "stop after this many steps of the --steps schedule", 1, 1_000_000);
-        var foreground = new Option<bool>("--foreground") { Description = "also train the foreground head (measured worse than the ink threshold; off in glyphs by default)" };
+        var foreground = new Option<bool>("--foreground") { Description = "also train the foreground head (measured worse than the ink; off in glyphs by default)" };
+        var minWidth = Common.Real("--min-width-scale", "tight and crowded lines: narrowest horizontal scale of a face (condensed cuts the training fonts lack)", 1, 0.25, 4);
+        var maxWidth = Common.Real("--max-width-scale", "tight and crowded lines: widest horizontal scale of a face", 1, 0.25, 4);
         var threads = Common.Threads();
         var cmd = new Command("train-centres", "Train the glyph-centre net (--split-method centres) on generated specimen sheets in the training fonts: tight, crowded and classic layouts, 8-120 px");
-        foreach (var o in new Option[] { output, steps, batch, crop, lr, seed, from, every, stopAt, foreground, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { output, steps, batch, crop, lr, seed, from, every, stopAt, foreground, minWidth, maxWidth, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
@@ -268,6 +271,7 @@ internal static class GlyphsCommand
             {
                 Steps = pr.GetValue(steps), BatchSize = pr.GetValue(batch), CropSize = pr.GetValue(crop), LearningRate = pr.GetValue(lr), Seed = pr.GetValue(seed),
                 SheetSize = Math.Max(512, pr.GetValue(crop)), StopAt = pr.GetValue(stopAt), Foreground = pr.GetValue(foreground),
+                MinWidthScale = pr.GetValue(minWidth), MaxWidthScale = pr.GetValue(maxWidth),
             };
             try { GlyphCentreTraining.Check(opts); }
             catch (ArgumentException e) { throw new UsageException(e.Message); }

@@ -171,6 +171,20 @@ public sealed class FontFace : IDisposable
         if (_sizePx == 0) throw new InvalidOperationException("set a pixel size first");
     }
 
+    /// <summary>Horizontal scale of every glyph and advance (1: as designed; below 1: a condensed cut of the face).</summary>
+    public double WidthScale => _widthScale;
+    private double _widthScale = 1;
+
+    /// <summary>Draws the face condensed or extended: outlines and advances scaled horizontally by <paramref name="scale"/> (0.25..4).</summary>
+    public void SetWidthScale(double scale)
+    {
+        if (scale is < 0.25 or > 4 || double.IsNaN(scale)) throw new ArgumentOutOfRangeException(nameof(scale), "width scale must be 0.25..4");
+        if (scale == _widthScale) return;
+        Font.ScaleX = (float)scale;
+        _widthScale = scale;
+        ClearCaches(); // cached bitmaps and outlines are keyed by size only
+    }
+
     /// <summary>Whether the face maps this Unicode code point to a glyph (other than .notdef).</summary>
     public bool HasChar(int codepoint) => Typeface.GetGlyph(codepoint) != 0;
 
@@ -189,7 +203,7 @@ public sealed class FontFace : IDisposable
     public float Advance(ushort glyph)
     {
         RequireSize();
-        return (float)(Hb.GetHorizontalGlyphAdvance(glyph) * (double)_sizePx / HbScale);
+        return (float)(Hb.GetHorizontalGlyphAdvance(glyph) * (double)_sizePx / HbScale * _widthScale);
     }
 
     /// <summary>Renders a code point alone (no shaping) with its origin on a whole pixel.</summary>
@@ -218,15 +232,15 @@ public sealed class FontFace : IDisposable
 
         var infos = buf.GetGlyphInfoSpan();
         var pos = buf.GetGlyphPositionSpan();
-        double scale = (double)_sizePx / HbScale;
+        double scale = (double)_sizePx / HbScale, scaleX = scale * _widthScale;
         var glyphs = new ShapedGlyph[infos.Length];
         long pen = 0, penY = 0; // integer HarfBuzz units, so the sum carries no float error
         var penAt = new long[infos.Length + 1];
         for (int i = 0; i < infos.Length; i++)
         {
             penAt[i] = pen;
-            glyphs[i] = new ShapedGlyph((ushort)infos[i].Codepoint, (int)infos[i].Cluster, (float)((pen + pos[i].XOffset) * scale),
-                                        (float)(-(penY + pos[i].YOffset) * scale), (float)(pos[i].XAdvance * scale));
+            glyphs[i] = new ShapedGlyph((ushort)infos[i].Codepoint, (int)infos[i].Cluster, (float)((pen + pos[i].XOffset) * scaleX),
+                                        (float)(-(penY + pos[i].YOffset) * scale), (float)(pos[i].XAdvance * scaleX));
             pen += pos[i].XAdvance;
             penY += pos[i].YAdvance;
         }
@@ -243,10 +257,10 @@ public sealed class FontFace : IDisposable
             int k = Array.BinarySearch(starts, start);
             int end = k + 1 < starts.Length ? starts[k + 1] : text.Length;
             clusters.Add(new TextCluster(start, end - start, text.Substring(start, end - start), i, j - i,
-                                         (float)(penAt[i] * scale), (float)((penAt[j] - penAt[i]) * scale)));
+                                         (float)(penAt[i] * scaleX), (float)((penAt[j] - penAt[i]) * scaleX)));
             i = j;
         }
-        return new ShapedText(text, _sizePx, glyphs, clusters.ToArray(), (float)(pen * scale));
+        return new ShapedText(text, _sizePx, glyphs, clusters.ToArray(), (float)(pen * scaleX));
     }
 
     private static readonly Feature[] NoLigatures =

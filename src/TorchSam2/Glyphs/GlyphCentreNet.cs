@@ -9,10 +9,10 @@ namespace TorchSam2.Glyphs;
 
 /// <summary>
 /// The learned glyph-centre step of the glyph pipeline (<see cref="GlyphSplitMethod.Centres"/>): a small U-Net that reads
-/// a sheet's darkness (0 = background, 1 = ink; <see cref="GlyphSegmenter.FindInk"/>) and predicts, per pixel, a
+/// a sheet's darkness with its blur undone (0 = background, 1 = ink; <see cref="GlyphSegmenter.FindInk"/>) and predicts, per pixel, a
 /// glyph-centre heatmap logit and the offset from the pixel to the centre of the glyph it belongs to, in units of
 /// <see cref="OffsetScale"/> px, and whether the pixel is glyph at all (channels: heat, dx, dy, foreground logit; the
-/// foreground is the glyphs' own coverage ≥ 0.5, which a global ink threshold misses on blurred scans). Every glyph pixel then votes for a centre
+/// foreground is the glyphs' own coverage ≥ 0.5). Every glyph pixel then votes for a centre
 /// (<see cref="GlyphCentres"/>), which cuts touching letters apart and keeps an i's dot with its i; the approach is
 /// Panoptic-DeepLab's centre regression, at the size of a glyph.
 /// </summary>

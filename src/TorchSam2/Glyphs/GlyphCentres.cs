@@ -64,7 +64,7 @@ public static class GlyphCentres
                 }
         }
         var fg = owner.Select(o => o >= 0 ? 1f : 0f).ToArray();
-        // one pixel of halo (anti-aliased edges the ink threshold may take) belongs to the glyph it borders
+        // one pixel of halo (anti-aliased edges the ink may take) belongs to the glyph it borders
         var ring = (int[])owner.Clone();
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)

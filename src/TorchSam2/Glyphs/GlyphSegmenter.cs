@@ -6,15 +6,13 @@ using TorchSam2.Utils;
 
 namespace TorchSam2.Glyphs;
 
-/// <summary>Ink of a sheet: pixels on the ink side of a global Otsu threshold of the luma.</summary>
+/// <summary>Ink of a sheet: pixels whose estimated ink coverage is at least <see cref="InkCoverage.InkLevel"/> (<see cref="GlyphSegmenter.FindInk"/>).</summary>
 /// <param name="Ink">row-major H×W</param>
-/// <param name="Threshold">luma threshold (ink is ≤ it for dark ink, &gt; it for light ink)</param>
 /// <param name="DarkInk">true when ink is darker than the background (the background is the majority class)</param>
 /// <param name="Background">mean RGB of the background pixels</param>
-/// <param name="Faint">hairline ridges lighter than the threshold (see <see cref="GlyphSegmenter.FindInk"/>): never used to find candidates, so they
-/// cannot bridge letters, but added to the glyph they continue</param>
-/// <param name="Darkness">per pixel, 0 at the background's mean luma and 1 at the ink's (null when the sheet has no contrast)</param>
-public sealed record InkMap(int Height, int Width, bool[] Ink, int Threshold, bool DarkInk, byte[] Background, bool[]? Faint = null, float[]? Darkness = null);
+/// <param name="Darkness">per pixel, 0 at the background's mean luma and 1 at the ink's, with the sheet's blur undone (null when the sheet has no contrast)</param>
+/// <param name="BlurSigma">the scan blur undone, in pixels (0: the sheet is sharp)</param>
+public sealed record InkMap(int Height, int Width, bool[] Ink, bool DarkInk, byte[] Background, float[]? Darkness = null, double BlurSigma = 0);
 
 /// <summary>A glyph candidate: connected ink components grouped into one character. Box is inclusive (x0, y0, x1, y1).</summary>
 public sealed record GlyphCandidate(int Id, int X0, int Y0, int X1, int Y1, int[] Components, long Area)
@@ -113,8 +111,8 @@ public sealed record GlyphSegmenterOptions
     public double CentreThreshold { get; init; } = 0.2;
     /// <summary>
     /// With <see cref="GlyphSplitMethod.Centres"/>: the glyph pixels are the net's foreground (when it has one) instead of
-    /// the ink threshold's pixels and the faint hairline ridges. Off: the embedded net's foreground head, trained for
-    /// 2500 steps, scored fgIoU 0.916 where the threshold scores 0.964 (held-out crowded sheet 1).
+    /// the ink (<see cref="GlyphSegmenter.FindInk"/>). Off: the embedded net's foreground head, trained for 2500 steps,
+    /// scored fgIoU 0.916 where the ink scores 0.979 (held-out crowded sheet 1).
     /// </summary>
     public bool CentreForeground { get; init; }
 }
@@ -135,6 +133,9 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
     /// <summary>Where the last instance Segment call spent its time (ms): crop encoding, decoding and reading the clicks' masks, clustering.</summary>
     public (double Encode, double Decode, double Cluster, int Clicks) LastTimings { get; private set; }
 
+    /// <summary>The scan blur (Gaussian sigma, px) the last Segment call estimated and undid; 0 for a sharp sheet.</summary>
+    public double LastBlurSigma { get; private set; }
+
     /// <summary>Candidates split into several glyphs by the last Segment call.</summary>
     public int LastSplitCount { get; private set; }
 
@@ -150,6 +151,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
     private (InkMap Ink, int[] Labels, List<GlyphCandidate> Candidates, int[] Owner) Prepare(RgbImage sheet)
     {
         var ink = FindInk(sheet);
+        LastBlurSigma = ink.BlurSigma;
         var (labels, comps) = Components(ink);
         CheckComponentCount(comps.Count, Options.MaxCandidates);
         var cands = GroupCandidates(comps, Options.MinGlyphArea);
@@ -208,7 +210,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         Predictor.ResetPredictor();
         progress?.Report(100);
         var list = results.Select(r => r!).ToList();
-        if (o.Refine) AttachFaint(list, ink);
+        if (o.Refine) AttachSpecks(list, ink);
         return list;
     }
 
@@ -280,7 +282,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                                             new GlyphPrompt([click.X + 0.5f, click.Y + 0.5f], null), glyphs.Count > 1));
             }
         }
-        AttachFaint(results, ink);
+        AttachSpecks(results, ink);
         LastTimings = (encode, decode, sw.Elapsed.TotalMilliseconds, clicks.Count);
         progress?.Report(100);
         return results;
@@ -301,25 +303,24 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         progress?.Report(0);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var ink = FindInk(sheet);
+        LastBlurSigma = ink.BlurSigma;
         var (labels, comps) = Components(ink);
         CheckComponentCount(comps.Count, o.MaxCandidates);
         var (heat, dx, dy, fg) = GlyphCentres.Predict(CentreNet, GlyphCentres.Input(ink), h, w);
         if (!o.CentreForeground) fg = null;
-        // The net's foreground replaces the global ink threshold (on blurred scans that takes a halo around every stroke);
-        // without one, faint hairlines vote with the ink: small text blurred lighter than the threshold is only ridges.
+        // the net's foreground, when asked for, replaces the ink
         if (fg is not null)
         {
             ink = ink with { Ink = fg };
             (labels, comps) = Components(ink);
             CheckComponentCount(comps.Count, o.MaxCandidates);
         }
-        var members = fg is null && ink.Faint is { } faint ? ink.Ink.Select((v, i) => v || faint[i]).ToArray() : ink.Ink;
         var peaks = GlyphCentres.Peaks(heat, h, w, (float)o.CentreThreshold);
         CheckCandidateCount(peaks.Count, o.MaxCandidates);
-        var label = GlyphCentres.Assign(members, dx, dy, h, w, peaks);
+        var label = GlyphCentres.Assign(ink.Ink, dx, dy, h, w, peaks);
         double centres = sw.Elapsed.TotalMilliseconds;
 
-        // one candidate per centre that gathered ink; glyphs under the area limit give their ink back (AttachFaint)
+        // one candidate per centre that gathered ink; glyphs under the area limit give their ink back (AttachSpecks)
         var boxes = new Dictionary<int, (int X0, int Y0, int X1, int Y1, long Area)>();
         for (int i = 0; i < h * w; i++)
         {
@@ -362,7 +363,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                                         new GlyphPrompt([click.X + 0.5f, click.Y + 0.5f], null)));
         }
         MarkShared(results, labels, w);
-        AttachFaint(results, ink);
+        AttachSpecks(results, ink);
         LastTimings = (encode + centres, decode, sw.Elapsed.TotalMilliseconds, clicks.Count);
         progress?.Report(100);
         return results;
@@ -432,13 +433,12 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         return (answers, encode, decode);
     }
 
-    // Faint hairline pixels join the glyph whose ink they continue (8-connected, through faint pixels only); faint
-    // pixels that touch no glyph stay out. Masks are replaced by masks that include their hairlines.
-    private static void AttachFaint(List<GlyphResult> results, InkMap ink)
+    // Ink no glyph took (specks under the glyph area: a broken hairline's pieces, an accent's crumbs) joins the glyph it
+    // touches (8-connected, through such specks only); specks that touch no glyph stay out.
+    private static void AttachSpecks(List<GlyphResult> results, InkMap ink)
     {
         if (results.Count == 0) return;
         int h = ink.Height, w = ink.Width;
-        var faint = ink.Faint is { } f0 ? (bool[])f0.Clone() : new bool[h * w];
         var label = new int[h * w];
         Array.Fill(label, -1);
         for (int k = 0; k < results.Count; k++)
@@ -452,10 +452,10 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
                         if (label[i] < 0) label[i] = k;
                     }
         }
-        // ink no glyph took (specks below the glyph area: pieces of a broken hairline) joins the same way
-        for (int i = 0; i < faint.Length; i++) if (ink.Ink[i] && label[i] < 0) faint[i] = true;
+        var speck = new bool[h * w];
+        for (int i = 0; i < speck.Length; i++) speck[i] = ink.Ink[i] && label[i] < 0;
         var added = new List<int>[results.Count];
-        GlyphInstances.Flood(label, w, h, j => faint[j], j => (added[label[j]] ??= new List<int>()).Add(j));
+        GlyphInstances.Flood(label, w, h, j => speck[j], j => (added[label[j]] ??= new List<int>()).Add(j));
         for (int k = 0; k < results.Count; k++)
         {
             if (added[k] is not { } px) continue;
@@ -665,14 +665,13 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
     }
 
     /// <summary>
-    /// Ink by Otsu's threshold on the luma (the majority class is the background), and apart from it faint hairline ridges: a pixel
-    /// lighter than the threshold is ink when it is at least <paramref name="ridgeContrast"/> of the way from the
-    /// background to the ink and the centre of a line one or two pixels wide along a row or a column (clearly darker
-    /// than the pixels on both sides). A stroke thinner than
-    /// a pixel, or softened by a scan's blur, never reaches Otsu's midpoint, but its centre line is still the darkest
-    /// pixel across it; the edges of thick strokes have a darker neighbour inside the stroke and stay out.
+    /// The ink of a sheet. Otsu's threshold on the luma tells ink from background (the majority class); then every pixel's
+    /// coverage is estimated with the scan's blur undone (<see cref="InkCoverage"/>), and ink is coverage ≥
+    /// <see cref="InkCoverage.InkLevel"/>: where a glyph's own mask ends, so anti-aliased and blurred edges neither widen
+    /// strokes (a hairline one pixel wide stays one pixel wide) nor vanish. Without contrast to measure coverage by,
+    /// ink is Otsu's class.
     /// </summary>
-    public static InkMap FindInk(RgbImage img, double ridgeContrast = 0.4)
+    public static InkMap FindInk(RgbImage img)
     {
         int n = img.Height * img.Width, w = img.Width, h = img.Height;
         var luma = new byte[n];
@@ -706,39 +705,18 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
             for (int k = 0; k < 3; k++) sum[k] += p[3 * i + k];
         }
         var bg = cnt == 0 ? new byte[] { 255, 255, 255 } : sum.Select(s => (byte)(s / cnt)).ToArray();
-        if (ridgeContrast > 0 && cnt > 0 && inkCnt > 0)
-        {
-            bgLuma /= cnt;
-            inkLuma /= inkCnt;
-            // darkness: 0 at the background's mean luma, 1 at the ink's
-            double span = inkLuma - bgLuma;
-            if (Math.Abs(span) >= 16)
-            {
-                var dark = new float[n];
-                for (int i = 0; i < n; i++) dark[i] = (float)((luma[i] - bgLuma) / span);
-                var ridge = new bool[n];
-                // Across a line 1-2 px wide the profile drops by a clear step on both sides (a tenth of the ink's
-                // contrast, far above scanner noise); along the line, or along a thick stroke's soft edge, it does not.
-                const float Step = 0.1f;
-                float At(int x, int y) => x < 0 || y < 0 || x >= w || y >= h ? 0 : dark[y * w + x];
-                bool Across(int x, int y, int dx, int dy)
-                {
-                    float d = At(x, y), a = At(x - dx, y - dy), b = At(x + dx, y + dy);
-                    if (d - a < Step) return false;
-                    // a one-pixel line, or a two-pixel one whose other half is b
-                    return d - b >= Step || (Math.Abs(d - b) < Step && b - At(x + 2 * dx, y + 2 * dy) >= Step);
-                }
-                for (int y = 0; y < h; y++)
-                    for (int x = 0; x < w; x++)
-                    {
-                        int i = y * w + x;
-                        if (ink[i] || dark[i] < ridgeContrast) continue;
-                        ridge[i] = Across(x, y, 1, 0) || Across(x, y, -1, 0) || Across(x, y, 0, 1) || Across(x, y, 0, -1);
-                    }
-                return new InkMap(img.Height, img.Width, ink, t, darkInk, bg, ridge, dark);
-            }
-        }
-        return new InkMap(img.Height, img.Width, ink, t, darkInk, bg);
+        if (cnt == 0 || inkCnt == 0 || InkCoverage.Estimate(luma, h, w, t, darkInk) is not var (cov, sigma, bgLevel, inkLevel))
+            return new InkMap(h, w, ink, darkInk, bg);
+        for (int i = 0; i < n; i++) ink[i] = cov[i] >= InkCoverage.InkLevel;
+        // darkness in the units the centre net was trained on: 0 at the background class's mean luma, 1 at the ink
+        // class's (Otsu's classes of the sheet as it is), of the deblurred luma
+        bgLuma /= cnt;
+        inkLuma /= inkCnt;
+        double span = inkLuma - bgLuma;
+        if (Math.Abs(span) < 16) return new InkMap(h, w, ink, darkInk, bg, null, sigma);
+        var dark = new float[n];
+        for (int i = 0; i < n; i++) dark[i] = (float)((bgLevel + cov[i] * (inkLevel - bgLevel) - bgLuma) / span);
+        return new InkMap(h, w, ink, darkInk, bg, dark, sigma);
     }
 
     // Otsu: the threshold t (class 0 = values ≤ t) maximising the between-class variance.

@@ -173,6 +173,13 @@ public sealed record SpecimenOptions
     public double BlurProbability { get; init; }
     public double MaxBlurSigma { get; init; } = 0.8;
     /// <summary>
+    /// Lines are drawn with the face scaled horizontally by a factor uniform in [MinWidthScale, MaxWidthScale] (outlines
+    /// and advances), a stand-in for the condensed and extended cuts a family may not have; 1 and 1 (the default) draw
+    /// every face as designed and leave the random sequence, and so every sheet of a seed, as it was.
+    /// </summary>
+    public double MinWidthScale { get; init; } = 1;
+    public double MaxWidthScale { get; init; } = 1;
+    /// <summary>
     /// Let HarfBuzz form the font's standard ligatures ('liga', 'clig') in lines. Off by default, so every annotation
     /// is one character drawn by its own glyph (the per-character ground truth the glyph models train on); kerning
     /// and mark positioning apply either way. When on, a ligature is one annotation whose mask is the ligature glyph's
@@ -303,6 +310,7 @@ public static class SpecimenGenerator
         if (o.NoiseStd is < 0 or > 255 || double.IsNaN(o.NoiseStd)) throw new ArgumentException("noise must be 0..255");
         if (o.BlurProbability is < 0 or > 1 || o.CrowdedTextProbability is < 0 or > 1 || o.MaxBlurSigma is < 0.3 or > 5)
             throw new ArgumentException("blur and crowded-text probabilities must be in [0, 1] and the blur sigma in [0.3, 5] px");
+        if (o.MinWidthScale < 0.25 || o.MaxWidthScale > 4 || o.MinWidthScale > o.MaxWidthScale) throw new ArgumentException($"bad width scale range {o.MinWidthScale}..{o.MaxWidthScale} (0.25..4)");
     }
 
     // Log-uniform, so small sizes are as common per octave as large ones.
@@ -344,6 +352,7 @@ public static class SpecimenGenerator
             int baseline = y + lm.Ascender;
             string text = RandomText(rng, o);
             double tracking = (o.MinTracking + rng.NextDouble() * (o.MaxTracking - o.MinTracking)) * size;
+            f.SetWidthScale(o.MaxWidthScale > o.MinWidthScale ? o.MinWidthScale + rng.NextDouble() * (o.MaxWidthScale - o.MinWidthScale) : o.MinWidthScale);
             double pen = m + rng.Next(0, Math.Max(1, size / 2));
             int placed = 0;
             // The face's own space stands in for characters it lacks, so no .notdef box is ever drawn.
@@ -392,6 +401,7 @@ public static class SpecimenGenerator
             var font = fonts[rng.Next(fonts.Count)];
             var f = face(font);
             f.SetPixelSize(size);
+            f.SetWidthScale(1);
             var lm = f.Metrics;
             int top = m + r * cell;
             // Centre the ascender..descender band in the cell.

@@ -27,6 +27,11 @@ public sealed record GlyphCentreTrainingOptions
     public bool Foreground { get; init; }
     /// <summary>Stop after this many steps of the <see cref="Steps"/>-step schedule (null: run it all).</summary>
     public int? StopAt { get; init; }
+    /// <summary>Tight and crowded lines are drawn with each face scaled horizontally by a factor in [MinWidthScale,
+    /// MaxWidthScale] (<see cref="SpecimenOptions.MinWidthScale"/>), so the net sees condensed cuts the training fonts lack.</summary>
+    public double MinWidthScale { get; init; } = 1;
+    public double MaxWidthScale { get; init; } = 1;
+
     /// <summary>The last step this run takes.</summary>
     public int LastStep => Math.Min(Steps, StopAt ?? Steps);
 }
@@ -48,13 +53,15 @@ public static class GlyphCentreTraining
         if (o.StopAt is < 1) throw new ArgumentException($"stop-at must be at least 1 (got {o.StopAt})");
         if (o.CropsPerSheet is < 1 or > 1024) throw new ArgumentException($"crops per sheet must be 1..1024 (got {o.CropsPerSheet})");
         if (!(o.LearningRate > 0 && o.LearningRate < 1)) throw new ArgumentException($"learning rate must be in (0, 1) (got {o.LearningRate})");
+        if (!(o.MinWidthScale >= 0.25 && o.MaxWidthScale <= 4 && o.MinWidthScale <= o.MaxWidthScale))
+            throw new ArgumentException($"width scales must satisfy 0.25 <= min <= max <= 4 (got {o.MinWidthScale}..{o.MaxWidthScale})");
     }
 
     /// <summary>The sheet styles training draws from, in turn.</summary>
     public static SpecimenOptions[] Styles(GlyphCentreTrainingOptions o) =>
     [
-        SpecimenOptions.Tight with { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split },
-        SpecimenOptions.Crowded with { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split },
+        SpecimenOptions.Tight with { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split, MinWidthScale = o.MinWidthScale, MaxWidthScale = o.MaxWidthScale },
+        SpecimenOptions.Crowded with { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split, MinWidthScale = o.MinWidthScale, MaxWidthScale = o.MaxWidthScale },
         new SpecimenOptions { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split, MaxSizePx = 120, NoiseStd = 3 },
     ];
 

@@ -241,6 +241,8 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
             (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--crop", "100"], "--crop", "100"),
             (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--steps", "0"], "--steps", "0"),
             (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--lr", "NaN"], "--lr", "NaN"),
+            (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--min-width-scale", "0.1"], "--min-width-scale", "0.1"),
+            (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--min-width-scale", "0.9", "--max-width-scale", "0.8"], "width scales", "0.9..0.8"),
             (["glyphs", .. img, "--threads", "100000"], "--threads", "100000"),
             (["bench", "--config", f.Config, "--image-size", "-32"], "--image-size", "-32"),
             (["bench", "--config", f.Config, "--image-size", "100"], "--image-size", "100"),

@@ -129,6 +129,27 @@ public class FontRenderingTests
     }
 
     [Fact]
+    public void AWidthScaleCondensesOutlinesAndAdvancesAlike()
+    {
+        using var face = DejaVuSans(100);
+        var h = face.Render('H');
+        var av = face.Shape("AV");
+        float hw = face.Shape("H").Width;
+        face.SetWidthScale(0.6);
+        var hc = face.Render('H');
+        var avc = face.Shape("AV");
+        // DejaVu Sans' H at 100 px: the outline (and its anti-aliased rim) 0.6 as wide, exactly as tall; the kerned run 0.6 as long
+        Assert.Equal(h.Rows, hc.Rows);
+        Assert.InRange(hc.Width, 0.6 * h.Width - 1.5, 0.6 * h.Width + 1.5);
+        Assert.Equal(0.6 * av.Width, avc.Width, 2);
+        Assert.Equal(0.6 * av.Glyphs[1].X, avc.Glyphs[1].X, 2);
+        Assert.Equal(0.6 * hw, face.Advance(face.Shape("H").Glyphs[0].GlyphId), 2);
+        face.SetWidthScale(1);
+        Assert.Equal(h.Coverage, face.Render('H').Coverage);
+        Assert.Throws<ArgumentOutOfRangeException>(() => face.SetWidthScale(0.1));
+    }
+
+    [Fact]
     public void LigaturesAreOffByDefaultAndOneClusterWhenOn()
     {
         using var face = DejaVuSans(40);

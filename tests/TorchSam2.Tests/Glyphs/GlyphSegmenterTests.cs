@@ -46,28 +46,115 @@ public class GlyphSegmenterTests
     }
 
     [Fact]
-    public void FaintHairlinesAreFoundApartFromTheInk()
+    public void InkIsWhereCoverageReachesHalf()
     {
-        // White sheet, a black 6-px bar with a 50 % grey soft edge, and a 1-px vertical hairline at 45 % grey (lighter than
-        // Otsu's midpoint), then a 2-px one at 40 %.
+        // White sheet (250), black ink (10): a 6-px bar whose soft edge is half covered, and 1-px hairlines 45 % and
+        // 55 % covered. A glyph's mask is its coverage >= 0.5, so the 55 % hairline and the half-covered edge are ink and
+        // the 45 % one is not, whatever Otsu's midpoint says; a sharp sheet is not deblurred.
         const int W = 40, H = 20;
         var px = new byte[W * H * 3];
         Array.Fill(px, (byte)250);
-        void Col(int x, byte v) { for (int y = 2; y < 18; y++) px[(y * W + x) * 3] = px[(y * W + x) * 3 + 1] = px[(y * W + x) * 3 + 2] = v; }
-        for (int x = 4; x < 10; x++) Col(x, 10);
-        Col(10, 130);                                   // the bar's soft edge: half way
-        Col(20, (byte)(250 - 0.45 * 240));              // hairline, 45 % of the way to the ink
-        Col(30, (byte)(250 - 0.40 * 240)); Col(31, (byte)(250 - 0.40 * 240));
+        void Col(int x, double coverage) { for (int y = 2; y < 18; y++) px[(y * W + x) * 3] = px[(y * W + x) * 3 + 1] = px[(y * W + x) * 3 + 2] = (byte)Math.Round(250 - coverage * 240); }
+        for (int x = 4; x < 10; x++) Col(x, 1);
+        Col(10, 0.5);
+        Col(20, 0.45);
+        Col(30, 0.55);
         var ink = GlyphSegmenter.FindInk(new RgbImage(px, H, W));
         bool Ink(int x) => ink.Ink[10 * W + x];
-        bool Faint(int x) => ink.Faint![10 * W + x];
-        Assert.True(Ink(4) && Ink(9) && !Ink(20) && !Ink(30));
-        Assert.True(Faint(20) && Faint(30) && Faint(31), "1- and 2-px hairlines are faint ridges");
-        Assert.False(Faint(10) || Faint(11) || Faint(19) || Faint(21), "a soft edge and the background beside a hairline are not");
-        // Candidates come from the ink only: the hairlines never bridge or make candidates of their own.
-        Assert.Single(GlyphSegmenter.FindCandidates(new RgbImage(px, H, W)));
-        // A ridge fainter than the contrast is not taken.
-        Assert.False(GlyphSegmenter.FindInk(new RgbImage(px, H, W), ridgeContrast: 0.5).Faint![10 * W + 20]);
+        Assert.Equal(0, ink.BlurSigma);
+        Assert.True(Ink(4) && Ink(9) && Ink(10) && !Ink(11), "the bar and its half-covered edge");
+        Assert.True(!Ink(20) && Ink(30) && !Ink(29) && !Ink(31), "only the hairline covered more than half");
+    }
+
+    [Theory]
+    [InlineData(0.4)]
+    [InlineData(0.6)]
+    [InlineData(0.8)]
+    public void AScansBlurIsEstimatedAndUndone(double sigma)
+    {
+        // Bars 1 to 6 px wide and 20 tall, blurred by a known Gaussian: the blind estimate finds the sigma (to the 0.1-px
+        // grid), and the deblurred ink gives every bar back at its width, where a cut at half the blurred levels thins
+        // the 1-px bar away or widens the others.
+        const int W = 96, H = 32;
+        var coverage = new float[W * H];
+        int x0 = 6;
+        for (int bw = 1; bw <= 6; bw++, x0 += bw + 8)
+            for (int y = 6; y < 26; y++)
+                for (int x = x0; x < x0 + bw; x++) coverage[y * W + x] = 1;
+        var blurred = new float[W * H];
+        using (var src = OpenCvSharp.Mat.FromPixelData(H, W, OpenCvSharp.MatType.CV_32FC1, coverage))
+        using (var dst = new OpenCvSharp.Mat())
+        {
+            OpenCvSharp.Cv2.GaussianBlur(src, dst, new OpenCvSharp.Size(0, 0), sigma, sigma, OpenCvSharp.BorderTypes.Replicate);
+            System.Runtime.InteropServices.Marshal.Copy(dst.Data, blurred, 0, blurred.Length);
+        }
+        var px = new byte[W * H * 3];
+        for (int i = 0; i < W * H; i++) px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = (byte)Math.Round(240 - 220 * blurred[i]);
+        var ink = GlyphSegmenter.FindInk(new RgbImage(px, H, W));
+        Assert.True(Math.Abs(sigma - ink.BlurSigma) < 0.11, $"blur {sigma} estimated {ink.BlurSigma}");
+        long both = 0, either = 0;
+        for (int i = 0; i < W * H; i++)
+        {
+            bool truth = coverage[i] >= 0.5f;
+            if (truth && ink.Ink[i]) both++;
+            if (truth || ink.Ink[i]) either++;
+        }
+        Assert.True(both == either, $"ink IoU {both / (double)either:F3} at sigma {sigma} (estimated {ink.BlurSigma})");
+        // the row through the bars' middle: each bar at its own width
+        var row = Enumerable.Range(0, W).Select(x => ink.Ink[16 * W + x]).ToArray();
+        var runs = new List<int>();
+        for (int x = 0, run = 0; x <= W; x++)
+            if (x < W && row[x]) run++;
+            else if (run > 0) { runs.Add(run); run = 0; }
+        Assert.Equal([1, 2, 3, 4, 5, 6], runs);
+    }
+
+    [Theory]
+    [InlineData(0.0, 0.97)]
+    [InlineData(0.5, 0.95)]
+    [InlineData(0.8, 0.84)]
+    public void InkMatchesTheGlyphMasksOnABlurredCrowdedSheet(double sigma, double minIoU)
+    {
+        // A crowded sheet in the held-out fonts, set sharp and then blurred by a known Gaussian (as a scan): the blind
+        // estimate finds the blur, and the ink matches the union of the glyph masks (coverage >= 0.5) far better than the
+        // same cut of the sheet as it is. Measured IoU 0.975 / 0.957 / 0.860, without deblurring 0.975 / 0.884 / 0.716
+        // (the 384-px sheet is mostly small text, which a 0.8-px blur leaves lighter than the ink anywhere).
+        var opts = SpecimenOptions.Crowded with { Width = 384, Height = 384, Split = FontSplit.HeldOut, BlurProbability = 0, InvertProbability = 0 };
+        var (sharp, gt) = SpecimenGenerator.Generate(opts, 5);
+        var sheet = sharp;
+        if (sigma > 0)
+        {
+            using var src = OpenCvSharp.Mat.FromPixelData(sharp.Height, sharp.Width, OpenCvSharp.MatType.CV_8UC3, sharp.Pixels);
+            using var dst = new OpenCvSharp.Mat();
+            OpenCvSharp.Cv2.GaussianBlur(src, dst, new OpenCvSharp.Size(0, 0), sigma, sigma, OpenCvSharp.BorderTypes.Replicate);
+            var px = new byte[sharp.Pixels.Length];
+            System.Runtime.InteropServices.Marshal.Copy(dst.Data, px, 0, px.Length);
+            sheet = new RgbImage(px, sharp.Height, sharp.Width);
+        }
+        var ink = GlyphSegmenter.FindInk(sheet);
+        Assert.True(Math.Abs(sigma - ink.BlurSigma) < 0.11, $"blur {sigma} estimated {ink.BlurSigma}");
+        var truth = new bool[sheet.Height * sheet.Width];
+        foreach (var g in gt)
+            for (int y = 0; y < g.Mask.Height; y++)
+                for (int x = 0; x < g.Mask.Width; x++)
+                    if (g.Mask.Bits[y * g.Mask.Width + x]) truth[(g.Mask.Y + y) * sheet.Width + g.Mask.X + x] = true;
+        double IoU(Func<int, bool> pred)
+        {
+            long both = 0, either = 0;
+            for (int i = 0; i < truth.Length; i++)
+            {
+                if (truth[i] && pred(i)) both++;
+                if (truth[i] || pred(i)) either++;
+            }
+            return both / (double)either;
+        }
+        // the same cut of the sheet as it is, without the blur undone
+        var p = sheet.Pixels;
+        var luma = Enumerable.Range(0, truth.Length).Select(i => (byte)Math.Round(0.299 * p[3 * i] + 0.587 * p[3 * i + 1] + 0.114 * p[3 * i + 2])).ToArray();
+        var (_, _, bg, inkLevel) = InkCoverage.Estimate(luma, sheet.Height, sheet.Width, 128, true)!.Value;
+        double ours = IoU(i => ink.Ink[i]), raw = IoU(i => (luma[i] - bg) / (float)(inkLevel - bg) >= InkCoverage.InkLevel);
+        Assert.True(ours >= minIoU, $"ink IoU {ours:F3} at blur {sigma} (estimated {ink.BlurSigma}); without deblurring {raw:F3}");
+        if (sigma > 0) Assert.True(ours > raw + 0.01, $"ink IoU {ours:F3}, without deblurring {raw:F3}");
     }
 
     [Fact]
@@ -103,17 +190,17 @@ public class GlyphSegmenterTests
         var r = GlyphEval.Evaluate(sheet.Height, sheet.Width, gt.Select(g => g.Mask).ToList(), refined.Select(g => g.Mask).ToList());
 
         // Random weights: SAM's own masks mean nothing, but refinement keeps each candidate's ink, and the ink
-        // (Otsu on the luma) differs from the ground truth (coverage >= 0.5) only in anti-aliased edge pixels,
-        // where Otsu's threshold is not exactly half way; at 8-72 px that is under a tenth of the union
-        // (measured 0.940). Boundaries then lie within a pixel of the truth (measured F 0.997). Per glyph, letters
-        // that touch at the smallest sizes become one candidate, matched to one of their glyphs (measured 0.673).
+        // (coverage >= 0.46) differs from the ground truth (coverage >= 0.5) only where pixel noise moves a pixel across,
+        // and by the candidates too small to keep; at 8-72 px that is about a twentieth of the union (measured 0.953).
+        // Boundaries then lie within a pixel of the truth (measured F 0.981). Per glyph, letters that touch at the
+        // smallest sizes become one candidate, matched to one of their glyphs (measured 0.682).
         Assert.True(r.ForegroundIoU >= 0.9, $"refined: {r}");
         Assert.True(r.BoundaryF >= 0.95, $"refined: {r}");
         Assert.True(r.MeanGlyphIoU >= 0.65, $"refined: {r}");
 
         // With splitting (the default) the clicks' masks are random too, but whatever they say the glyphs partition
-        // the candidates' ink exactly: disjoint, and together every own pixel of every candidate, plus the faint
-        // hairline pixels that continue them. A smaller sheet keeps the clicks few.
+        // the candidates' ink exactly: disjoint, and together every own pixel of every candidate, plus the specks of ink
+        // too small to be candidates that touch them. A smaller sheet keeps the clicks few.
         var (small, _) = SpecimenGenerator.Generate(opts with { Width = 192, Height = 128 }, 22);
         var smallCands = GlyphSegmenter.FindCandidates(small);
         var ink = GlyphSegmenter.FindInk(small);
@@ -123,7 +210,7 @@ public class GlyphSegmenterTests
         Assert.Equal(100, reports[^1]);
         Assert.True(reports.SequenceEqual(reports.Order()), "progress only moves forward");
         Assert.True(split.Count >= smallCands.Count);
-        long inkPixels = 0, faintPixels = 0;
+        long inkPixels = 0;
         foreach (var g in split)
             for (int y = 0; y < g.Mask.Height; y++)
                 for (int x = 0; x < g.Mask.Width; x++)
@@ -131,10 +218,9 @@ public class GlyphSegmenterTests
                     {
                         int i = (g.Mask.Y + y) * small.Width + g.Mask.X + x;
                         if (ink.Ink[i]) inkPixels++;
-                        else if (ink.Faint is { } f && f[i]) faintPixels++;
-                        else Assert.Fail($"glyph {g.Id} holds {i % small.Width},{i / small.Width}, which is neither ink nor a faint hairline");
+                        else Assert.Fail($"glyph {g.Id} holds {i % small.Width},{i / small.Width}, which is not ink");
                     }
-        Assert.True(smallCands.Sum(c => c.Area) == inkPixels, $"{inkPixels} ink pixels in glyphs (and {faintPixels} faint), candidates hold {smallCands.Sum(c => c.Area)}");
+        Assert.True(smallCands.Sum(c => c.Area) == inkPixels, $"{inkPixels} ink pixels in glyphs, candidates hold {smallCands.Sum(c => c.Area)}");
         var seen = new bool[small.Height * small.Width];
         foreach (var g in split)
         {
@@ -184,10 +270,10 @@ public class GlyphSegmenterTests
         var cores = new GlyphSegmenter(predictor, new GlyphSegmenterOptions { SplitMethod = GlyphSplitMethod.Cores }).Segment(sheet);
         var rc = GlyphEval.Evaluate(sheet.Height, sheet.Width, truth, cores.Select(g => g.Mask).ToList());
         Console.WriteLine($"centres: {r}\ncores:   {rc}");
-        // measured: recall@0.5 0.861, glyph IoU 0.718, fgIoU 0.841 (cores: 0.638 / 0.560) on these 323 glyphs
-        Assert.True(r.Recall50 >= 0.83 && r.MeanGlyphIoU >= 0.69, $"centres: {r}");
-        Assert.True(r.Recall50 > rc.Recall50 + 0.05, $"centres {r.Recall50:F3}, cores {rc.Recall50:F3}");
-        Assert.True(r.ForegroundIoU >= 0.82, $"centres: {r}");
+        // measured: recall@0.5 0.923, glyph IoU 0.837, fgIoU 0.967 (cores: 0.721 / 0.677) on these 323 glyphs
+        Assert.True(r.Recall50 >= 0.89 && r.MeanGlyphIoU >= 0.8, $"centres: {r}");
+        Assert.True(r.Recall50 > rc.Recall50 + 0.1, $"centres {r.Recall50:F3}, cores {rc.Recall50:F3}");
+        Assert.True(r.ForegroundIoU >= 0.95, $"centres: {r}");
 
         // glyphs are disjoint; a glyph is "split" exactly when its ink component holds another glyph's ink too
         var owner = new int[sheet.Height * sheet.Width];
@@ -239,11 +325,9 @@ public class GlyphSegmenterTests
         var centres = new GlyphSegmenter(predictor, new GlyphSegmenterOptions { SplitMethod = GlyphSplitMethod.Centres }).Segment(sheet);
         var rCentres = GlyphEval.Evaluate(sheet.Height, sheet.Width, gt.Select(g => g.Mask).ToList(), centres.Select(g => g.Mask).ToList());
         Assert.True(centres.Count > cands.Count && rCentres.Recall50 >= 0.6 && rCentres.Precision50 == 1, $"{centres.Count} glyphs for {gt.Count} ({cands.Count} candidates): {rCentres}");
-        // whatever the (untrained) weights say, the glyphs partition the candidates' ink (and the faint hairlines
-        // that continue it)
+        // whatever the (untrained) weights say, the glyphs partition the candidates' ink (and specks that touch it)
         var ink = GlyphSegmenter.FindInk(sheet);
-        long faint = ink.Faint?.LongCount(b => b) ?? 0;
-        Assert.InRange(glyphs.Sum(g => g.Mask.Area), cands.Sum(c => c.Area), cands.Sum(c => c.Area) + faint);
+        Assert.InRange(glyphs.Sum(g => g.Mask.Area), cands.Sum(c => c.Area), ink.Ink.LongCount(b => b));
         Assert.Equal(glyphs.Sum(g => g.Mask.Area), glyphs.Select(g => g.ToRle(sheet.Height, sheet.Width)).Aggregate(new bool[sheet.Height * sheet.Width], (acc, r) =>
         {
             long i = 0;

@@ -131,6 +131,27 @@ public class SpecimenGeneratorTests
     }
 
     [Fact]
+    public void AWidthScaleSetsCondensedLinesWithExactMasks()
+    {
+        var plain = Small with { Fonts = ["DejaVuSerif"], Text = "HOnm", Layout = SpecimenLayout.Lines, MinSizePx = 40, MaxSizePx = 40, MinTracking = 0, MaxTracking = 0 };
+        var (_, wide) = SpecimenGenerator.Generate(plain, 5);
+        var (sheet, narrow) = SpecimenGenerator.Generate(plain with { MinWidthScale = 0.6, MaxWidthScale = 0.6 }, 5);
+        // the same letters, 0.6 as wide and as far apart, as tall; more of them fit a line
+        Assert.Equal(wide.Take(4).Select(g => g.Char), narrow.Take(4).Select(g => g.Char));
+        Assert.True(narrow.Count > wide.Count, $"{narrow.Count} condensed glyphs against {wide.Count}");
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.Equal(wide[i].BBox.h, narrow[i].BBox.h);
+            Assert.InRange(narrow[i].BBox.w, 0.6 * wide[i].BBox.w - 1.5, 0.6 * wide[i].BBox.w + 1.5);
+        }
+        Assert.InRange(narrow[3].BBox.x - narrow[0].BBox.x, 0.6 * (wide[3].BBox.x - wide[0].BBox.x) - 1.5, 0.6 * (wide[3].BBox.x - wide[0].BBox.x) + 1.5);
+        // masks stay each glyph's own coverage on the sheet
+        foreach (var g in narrow.Take(4))
+            Assert.Contains(Enumerable.Range(0, g.Mask.Height * g.Mask.Width), i => g.Mask.Bits[i] && sheet.Pixels[3 * ((g.Mask.Y + i / g.Mask.Width) * sheet.Width + g.Mask.X + i % g.Mask.Width)] < 128);
+        Assert.Throws<ArgumentException>(() => SpecimenGenerator.Generate(plain with { MinWidthScale = 0.9, MaxWidthScale = 0.8 }, 1));
+    }
+
+    [Fact]
     public void TightLeadingStacksLinesIntoEachOther()
     {
         var opts = Small with { Fonts = ["LiberationSerif-Regular"], Text = "gjpqy Tfhkl", Layout = SpecimenLayout.Lines, MinSizePx = 30, MaxSizePx = 30, MinLineGap = -0.3, MaxLineGap = -0.3, MaxTracking = 0 };
