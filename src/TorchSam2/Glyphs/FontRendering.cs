@@ -172,16 +172,15 @@ public sealed class FontFace : IDisposable
     }
 
     /// <summary>Horizontal scale of every glyph and advance (1: as designed; below 1: a condensed cut of the face).</summary>
-    public double WidthScale => _widthScale;
-    private double _widthScale = 1;
+    public double WidthScale { get; private set; } = 1;
 
     /// <summary>Draws the face condensed or extended: outlines and advances scaled horizontally by <paramref name="scale"/> (0.25..4).</summary>
     public void SetWidthScale(double scale)
     {
         if (scale is < 0.25 or > 4 || double.IsNaN(scale)) throw new ArgumentOutOfRangeException(nameof(scale), "width scale must be 0.25..4");
-        if (scale == _widthScale) return;
+        if (scale == WidthScale) return;
         Font.ScaleX = (float)scale;
-        _widthScale = scale;
+        WidthScale = scale;
         ClearCaches(); // cached bitmaps and outlines are keyed by size only
     }
 
@@ -203,7 +202,7 @@ public sealed class FontFace : IDisposable
     public float Advance(ushort glyph)
     {
         RequireSize();
-        return (float)(Hb.GetHorizontalGlyphAdvance(glyph) * (double)_sizePx / HbScale * _widthScale);
+        return (float)(Hb.GetHorizontalGlyphAdvance(glyph) * (double)_sizePx / HbScale * WidthScale);
     }
 
     /// <summary>Renders a code point alone (no shaping) with its origin on a whole pixel.</summary>
@@ -232,7 +231,7 @@ public sealed class FontFace : IDisposable
 
         var infos = buf.GetGlyphInfoSpan();
         var pos = buf.GetGlyphPositionSpan();
-        double scale = (double)_sizePx / HbScale, scaleX = scale * _widthScale;
+        double scale = (double)_sizePx / HbScale, scaleX = scale * WidthScale;
         var glyphs = new ShapedGlyph[infos.Length];
         long pen = 0, penY = 0; // integer HarfBuzz units, so the sum carries no float error
         var penAt = new long[infos.Length + 1];

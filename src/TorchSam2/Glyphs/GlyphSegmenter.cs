@@ -147,13 +147,20 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         return Options.SplitMethod == GlyphSplitMethod.Centres ? SegmentCentres(sheet, progress) : SegmentInstances(sheet, progress);
     }
 
-    // The ink, its component labels, the candidates (refused past the limits) and each component's candidate (−1: none).
-    private (InkMap Ink, int[] Labels, List<GlyphCandidate> Candidates, int[] Owner) Prepare(RgbImage sheet)
+    // The ink (its blur noted) and its component labels, refused past the component limit.
+    private (InkMap Ink, int[] Labels, List<Component> Components) SheetInk(RgbImage sheet)
     {
         var ink = FindInk(sheet);
         LastBlurSigma = ink.BlurSigma;
         var (labels, comps) = Components(ink);
         CheckComponentCount(comps.Count, Options.MaxCandidates);
+        return (ink, labels, comps);
+    }
+
+    // The ink, its component labels, the candidates (refused past the limits) and each component's candidate (−1: none).
+    private (InkMap Ink, int[] Labels, List<GlyphCandidate> Candidates, int[] Owner) Prepare(RgbImage sheet)
+    {
+        var (ink, labels, comps) = SheetInk(sheet);
         var cands = GroupCandidates(comps, Options.MinGlyphArea);
         CheckCandidateCount(cands.Count, Options.MaxCandidates);
         var owner = new int[comps.Count + 1];
@@ -302,10 +309,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         int h = sheet.Height, w = sheet.Width;
         progress?.Report(0);
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        var ink = FindInk(sheet);
-        LastBlurSigma = ink.BlurSigma;
-        var (labels, comps) = Components(ink);
-        CheckComponentCount(comps.Count, o.MaxCandidates);
+        var (ink, labels, comps) = SheetInk(sheet);
         var (heat, dx, dy, fg) = GlyphCentres.Predict(CentreNet, GlyphCentres.Input(ink), h, w);
         if (!o.CentreForeground) fg = null;
         // the net's foreground, when asked for, replaces the ink

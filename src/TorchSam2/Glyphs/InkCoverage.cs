@@ -101,14 +101,19 @@ public static class InkCoverage
         var blurred = new float[a.Length];
         for (int it = 0; it < iterations; it++)
         {
-            using (var src = Mat.FromPixelData(h, w, MatType.CV_32FC1, x))
-            using (var dst = new Mat())
-            {
-                Cv2.GaussianBlur(src, dst, new Size(0, 0), sigma, sigma, BorderTypes.Replicate);
-                Marshal.Copy(dst.Data, blurred, 0, blurred.Length);
-            }
+            Blur(x, blurred, h, w, sigma);
             for (int i = 0; i < x.Length; i++) x[i] = Math.Clamp(x[i] + a[i] - blurred[i], -0.5f, 1.5f);
         }
         return x;
+    }
+
+    /// <summary>The scan blur this class undoes, and the one <see cref="SpecimenGenerator"/> applies: OpenCV's Gaussian,
+    /// edges replicated, of a row-major h×w map into <paramref name="dst"/>.</summary>
+    internal static void Blur(float[] src, float[] dst, int h, int w, double sigma)
+    {
+        using var s = Mat.FromPixelData(h, w, MatType.CV_32FC1, src);
+        using var d = new Mat();
+        Cv2.GaussianBlur(s, d, new Size(0, 0), sigma, sigma, BorderTypes.Replicate);
+        Marshal.Copy(d.Data, dst, 0, dst.Length);
     }
 }

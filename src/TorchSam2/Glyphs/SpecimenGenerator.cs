@@ -527,14 +527,11 @@ public static class SpecimenGenerator
             return new RgbImage(px, Height, Width);
         }
 
-        // A scan's softness: OpenCV's Gaussian blur of the coverage, before colour and noise.
+        // A scan's softness: a Gaussian blur of the coverage, before colour and noise (the blur InkCoverage undoes).
         private static float[] Blur(float[] alpha, int w, int h, double sigma)
         {
-            using var src = OpenCvSharp.Mat.FromPixelData(h, w, OpenCvSharp.MatType.CV_32FC1, alpha);
-            using var dst = new OpenCvSharp.Mat();
-            OpenCvSharp.Cv2.GaussianBlur(src, dst, new OpenCvSharp.Size(0, 0), sigma, sigma, OpenCvSharp.BorderTypes.Replicate);
             var result = new float[alpha.Length];
-            System.Runtime.InteropServices.Marshal.Copy(dst.Data, result, 0, result.Length);
+            InkCoverage.Blur(alpha, result, h, w, sigma);
             return result;
         }
 

@@ -92,14 +92,9 @@ public class GlyphSegmenterTests
         for (int i = 0; i < W * H; i++) px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = (byte)Math.Round(240 - 220 * blurred[i]);
         var ink = GlyphSegmenter.FindInk(new RgbImage(px, H, W));
         Assert.True(Math.Abs(sigma - ink.BlurSigma) < 0.11, $"blur {sigma} estimated {ink.BlurSigma}");
-        long both = 0, either = 0;
-        for (int i = 0; i < W * H; i++)
-        {
-            bool truth = coverage[i] >= 0.5f;
-            if (truth && ink.Ink[i]) both++;
-            if (truth || ink.Ink[i]) either++;
-        }
-        Assert.True(both == either, $"ink IoU {both / (double)either:F3} at sigma {sigma} (estimated {ink.BlurSigma})");
+        var truth = new GlyphMask(0, 0, W, H, coverage.Select(c => c >= 0.5f).ToArray());
+        double iou = GlyphEval.Evaluate(H, W, [truth], [new GlyphMask(0, 0, W, H, ink.Ink)]).ForegroundIoU;
+        Assert.True(iou == 1, $"ink IoU {iou:F3} at sigma {sigma} (estimated {ink.BlurSigma})");
         // the row through the bars' middle: each bar at its own width
         var row = Enumerable.Range(0, W).Select(x => ink.Ink[16 * W + x]).ToArray();
         var runs = new List<int>();
@@ -133,26 +128,13 @@ public class GlyphSegmenterTests
         }
         var ink = GlyphSegmenter.FindInk(sheet);
         Assert.True(Math.Abs(sigma - ink.BlurSigma) < 0.11, $"blur {sigma} estimated {ink.BlurSigma}");
-        var truth = new bool[sheet.Height * sheet.Width];
-        foreach (var g in gt)
-            for (int y = 0; y < g.Mask.Height; y++)
-                for (int x = 0; x < g.Mask.Width; x++)
-                    if (g.Mask.Bits[y * g.Mask.Width + x]) truth[(g.Mask.Y + y) * sheet.Width + g.Mask.X + x] = true;
-        double IoU(Func<int, bool> pred)
-        {
-            long both = 0, either = 0;
-            for (int i = 0; i < truth.Length; i++)
-            {
-                if (truth[i] && pred(i)) both++;
-                if (truth[i] || pred(i)) either++;
-            }
-            return both / (double)either;
-        }
+        int n = sheet.Height * sheet.Width;
+        double IoU(bool[] pred) => GlyphEval.Evaluate(sheet.Height, sheet.Width, gt.Select(g => g.Mask).ToList(), [new GlyphMask(0, 0, sheet.Width, sheet.Height, pred)]).ForegroundIoU;
         // the same cut of the sheet as it is, without the blur undone
         var p = sheet.Pixels;
-        var luma = Enumerable.Range(0, truth.Length).Select(i => (byte)Math.Round(0.299 * p[3 * i] + 0.587 * p[3 * i + 1] + 0.114 * p[3 * i + 2])).ToArray();
+        var luma = Enumerable.Range(0, n).Select(i => (byte)Math.Round(0.299 * p[3 * i] + 0.587 * p[3 * i + 1] + 0.114 * p[3 * i + 2])).ToArray();
         var (_, _, bg, inkLevel) = InkCoverage.Estimate(luma, sheet.Height, sheet.Width, 128, true)!.Value;
-        double ours = IoU(i => ink.Ink[i]), raw = IoU(i => (luma[i] - bg) / (float)(inkLevel - bg) >= InkCoverage.InkLevel);
+        double ours = IoU(ink.Ink), raw = IoU(luma.Select(v => (v - bg) / (float)(inkLevel - bg) >= InkCoverage.InkLevel).ToArray());
         Assert.True(ours >= minIoU, $"ink IoU {ours:F3} at blur {sigma} (estimated {ink.BlurSigma}); without deblurring {raw:F3}");
         if (sigma > 0) Assert.True(ours > raw + 0.01, $"ink IoU {ours:F3}, without deblurring {raw:F3}");
     }
