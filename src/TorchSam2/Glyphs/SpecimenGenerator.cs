@@ -310,7 +310,7 @@ public static class SpecimenGenerator
         if (o.NoiseStd is < 0 or > 255 || double.IsNaN(o.NoiseStd)) throw new ArgumentException("noise must be 0..255");
         if (o.BlurProbability is < 0 or > 1 || o.CrowdedTextProbability is < 0 or > 1 || o.MaxBlurSigma is < 0.3 or > 5)
             throw new ArgumentException("blur and crowded-text probabilities must be in [0, 1] and the blur sigma in [0.3, 5] px");
-        if (o.MinWidthScale < 0.25 || o.MaxWidthScale > 4 || o.MinWidthScale > o.MaxWidthScale) throw new ArgumentException($"bad width scale range {o.MinWidthScale}..{o.MaxWidthScale} (0.25..4)");
+        if (!(o.MinWidthScale >= 0.25 && o.MaxWidthScale <= 4 && o.MinWidthScale <= o.MaxWidthScale)) throw new ArgumentException($"bad width scale range {o.MinWidthScale}..{o.MaxWidthScale} (0.25..4)");
     }
 
     // Log-uniform, so small sizes are as common per octave as large ones.

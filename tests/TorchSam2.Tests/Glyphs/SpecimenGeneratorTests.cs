@@ -149,6 +149,7 @@ public class SpecimenGeneratorTests
         foreach (var g in narrow.Take(4))
             Assert.Contains(Enumerable.Range(0, g.Mask.Height * g.Mask.Width), i => g.Mask.Bits[i] && sheet.Pixels[3 * ((g.Mask.Y + i / g.Mask.Width) * sheet.Width + g.Mask.X + i % g.Mask.Width)] < 128);
         Assert.Throws<ArgumentException>(() => SpecimenGenerator.Generate(plain with { MinWidthScale = 0.9, MaxWidthScale = 0.8 }, 1));
+        Assert.Throws<ArgumentException>(() => SpecimenGenerator.Generate(plain with { MinWidthScale = double.NaN }, 1));
     }
 
     [Fact]
