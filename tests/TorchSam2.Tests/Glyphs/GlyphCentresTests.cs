@@ -145,6 +145,9 @@ public class GlyphCentresTests
         var o = new GlyphCentreTrainingOptions { BatchSize = 2, CropSize = 64, SheetSize = 256, CropsPerSheet = 2, Seed = 3 };
         var batches = new GlyphCentreTraining.Batches(o);
         var (x, heat, dx, dy, w, fg) = batches.Next();
+        // seeded as Train seeds it: from unseeded weights, 4 of 40 inits fell by less than 0.7 in 30 steps (a CI run
+        // failed so); this seed's falls to 0.40
+        manual_seed(o.Seed);
         using var net = new GlyphCentreNet([4, 4, 8, 8, 8]);
         net.train();
         using var opt = optim.AdamW(net.parameters(), lr: 5e-3);
