@@ -29,6 +29,8 @@ internal static class GlyphsCommand
         };
         var centres = new Option<string?>("--centres") { Description = "glyph-centre net weights for --split-method centres (train-centres writes them; default: the ones embedded in the library)" };
         var centreThreshold = Common.Real("--centre-threshold", "with --split-method centres: a heatmap peak at least this high (0..1) is a glyph's centre", 0.2, 0, 1);
+        var centreZoom = Common.Real("--centre-zoom", "with --split-method centres: read glyphs up to --centre-zoom-height px tall again with the sheet enlarged this many times (1..4; 1: read once; 1.5 parts small condensed text, and splits more ligatures)", 1, 1, 4);
+        var centreZoomHeight = Common.Int("--centre-zoom-height", "with --centre-zoom: the tallest glyph (px, as first read) read again (1..1024)", 16, 1, 1024);
         var noSplit = new Option<bool>("--no-split") { Description = "one glyph per ink candidate from a box prompt (letters that touch stay one mask); by default --split-method cuts them apart" };
         var maxGlyphs = Common.Int("--max-glyphs", $"refuse sheets with more glyph candidates than this (default TORCHSAM2_MAX_GLYPHS or {Limits.DefaultMaxGlyphCandidates:N0})",
                                    Limits.MaxGlyphCandidates, 1, 10_000_000);
@@ -38,7 +40,7 @@ internal static class GlyphsCommand
         var threads = Common.Threads();
         var cmd = new Command("glyphs", "Segment every glyph of a font specimen (a learned glyph-centre net cuts letters that touch apart; crops magnify small glyphs for the model's scores); writes overlay.png and glyphs.json (COCO RLE, with each glyph's prompt and split flag)");
         cmd.Arguments.Add(image);
-        foreach (var o in new Option[] { checkpoint, config, noRefine, noSplit, splitMethod, centres, centreThreshold, maxGlyphs, minArea, output, device, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { checkpoint, config, noRefine, noSplit, splitMethod, centres, centreThreshold, centreZoom, centreZoomHeight, maxGlyphs, minArea, output, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
@@ -58,7 +60,7 @@ internal static class GlyphsCommand
             var centresPath = pr.GetValue(centres) is { } cp ? Common.ExistingFile("--centres", cp) : null;
             if (centresPath is not null && method != GlyphSplitMethod.Centres) throw new UsageException("--centres goes with --split-method centres");
             var centreNet = centresPath is null ? null : Common.Doing($"reading the glyph-centre weights '{centresPath}'", () => GlyphCentreNet.Load(centresPath));
-            var segOptions = new GlyphSegmenterOptions { Refine = !pr.GetValue(noRefine), SplitTouching = !pr.GetValue(noSplit), SplitMethod = method, CentreNet = centreNet, CentreThreshold = pr.GetValue(centreThreshold), MaxCandidates = pr.GetValue(maxGlyphs), MinGlyphArea = pr.GetValue(minArea) };
+            var segOptions = new GlyphSegmenterOptions { Refine = !pr.GetValue(noRefine), SplitTouching = !pr.GetValue(noSplit), SplitMethod = method, CentreNet = centreNet, CentreThreshold = pr.GetValue(centreThreshold), CentreZoom = pr.GetValue(centreZoom), CentreZoomMaxHeight = pr.GetValue(centreZoomHeight), MaxCandidates = pr.GetValue(maxGlyphs), MinGlyphArea = pr.GetValue(minArea) };
             // the candidates first: a sheet past the limits is refused before the model is loaded
             Common.Doing($"finding glyphs in '{path}'", () => GlyphSegmenter.FindCandidates(sheet, segOptions.MinGlyphArea, segOptions.MaxCandidates));
             var sw = Stopwatch.StartNew();
@@ -95,6 +97,8 @@ internal static class GlyphsCommand
                 split_method = segmenter.Options.SplitMethod.ToString().ToLowerInvariant(),
                 split_candidates = segmenter.LastSplitCount,
                 blur_sigma = segmenter.LastBlurSigma,
+                centre_zoom = segmenter.Options.CentreZoom,
+                zoomed_pixels = segmenter.LastZoomedPixels,
                 glyphs = glyphs.Select(g =>
                 {
                     var rle = g.ToRle(h, w);
@@ -260,9 +264,10 @@ internal static class GlyphsCommand
         var foreground = new Option<bool>("--foreground") { Description = "also train the foreground head (measured worse than the ink; off in glyphs by default)" };
         var minWidth = Common.Real("--min-width-scale", "tight and crowded lines: narrowest horizontal scale of a face (condensed cuts the training fonts lack)", 1, 0.25, 4);
         var maxWidth = Common.Real("--max-width-scale", "tight and crowded lines: widest horizontal scale of a face", 1, 0.25, 4);
+        var unligated = new Option<bool>("--unligated-crowded") { Description = "add crowded sheets shaped without ligatures (overlapping ff, fi, fl as separate letters)" };
         var threads = Common.Threads();
         var cmd = new Command("train-centres", "Train the glyph-centre net (--split-method centres) on generated specimen sheets in the training fonts: tight, crowded and classic layouts, 8-120 px");
-        foreach (var o in new Option[] { output, steps, batch, crop, lr, seed, from, every, stopAt, foreground, minWidth, maxWidth, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { output, steps, batch, crop, lr, seed, from, every, stopAt, foreground, minWidth, maxWidth, unligated, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
@@ -271,7 +276,7 @@ internal static class GlyphsCommand
             {
                 Steps = pr.GetValue(steps), BatchSize = pr.GetValue(batch), CropSize = pr.GetValue(crop), LearningRate = pr.GetValue(lr), Seed = pr.GetValue(seed),
                 SheetSize = Math.Max(512, pr.GetValue(crop)), StopAt = pr.GetValue(stopAt), Foreground = pr.GetValue(foreground),
-                MinWidthScale = pr.GetValue(minWidth), MaxWidthScale = pr.GetValue(maxWidth),
+                MinWidthScale = pr.GetValue(minWidth), MaxWidthScale = pr.GetValue(maxWidth), UnligatedCrowded = pr.GetValue(unligated),
             };
             try { GlyphCentreTraining.Check(opts); }
             catch (ArgumentException e) { throw new UsageException(e.Message); }

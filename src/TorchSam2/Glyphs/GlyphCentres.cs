@@ -100,36 +100,106 @@ public static class GlyphCentres
         var dx = new float[h * w];
         var dy = new float[h * w];
         var fg = net.HasForeground ? new bool[h * w] : null;
-        using var inference = inference_mode();
+        for (int ty = 0; ty < h; ty += tile)
+            for (int tx = 0; tx < w; tx += tile)
+                ReadTile(net, input, h, w, tx, ty, Math.Min(w, tx + tile), Math.Min(h, ty + tile), margin, 1, null, heat, dx, dy, fg);
+        return (heat, dx, dy, fg);
+    }
+
+    /// <summary>
+    /// Small text read a second time, magnified, in place. The net separates letters best when they are 30–60 px, and
+    /// touching letters of 8–20 px (condensed cuts, a 1-px i beside a j) merge under one centre. So the glyphs of the
+    /// first reading (<paramref name="heat"/>, <paramref name="dx"/>, <paramref name="dy"/>) at most
+    /// <paramref name="maxHeight"/> px tall are read again with the sheet enlarged <paramref name="zoom"/>× (bilinear),
+    /// and inside their boxes the second reading, brought back to the sheet's grid (the heatmap's maximum and the
+    /// offsets' mean over each sheet pixel, the foreground by majority), replaces the first.
+    /// </summary>
+    /// <returns>The sheet pixels read again.</returns>
+    public static long ReadSmallTextAgain(GlyphCentreNet net, float[] input, int h, int w, bool[] members, float threshold, double zoom, int maxHeight,
+                                          float[] heat, float[] dx, float[] dy, bool[]? fg, int tile = 640, int margin = 64)
+    {
+        var label = Assign(members, dx, dy, h, w, Peaks(heat, h, w, threshold));
+        var boxes = new Dictionary<int, (int X0, int Y0, int X1, int Y1)>();
+        for (int i = 0; i < h * w; i++)
+        {
+            int l = label[i];
+            if (l < 0) continue;
+            int x = i % w, y = i / w;
+            boxes[l] = boxes.TryGetValue(l, out var b) ? (Math.Min(b.X0, x), Math.Min(b.Y0, y), Math.Max(b.X1, x), Math.Max(b.Y1, y)) : (x, y, x, y);
+        }
+        var small = new bool[h * w];
+        long n = 0;
+        foreach (var b in boxes.Values)
+        {
+            if (b.Y1 - b.Y0 + 1 > maxHeight) continue;
+            for (int y = b.Y0; y <= b.Y1; y++)
+                for (int x = b.X0; x <= b.X1; x++)
+                    if (!small[y * w + x]) { small[y * w + x] = true; n++; }
+        }
+        if (n == 0) return 0;
+        // tiles a third smaller than the first reading's, so the enlarged ones cost about as much memory
         for (int ty = 0; ty < h; ty += tile)
             for (int tx = 0; tx < w; tx += tile)
             {
-                using var scope = NewDisposeScope();
-                int x0 = Math.Max(0, tx - margin), y0 = Math.Max(0, ty - margin);
-                int x1 = Math.Min(w, tx + tile + margin), y1 = Math.Min(h, ty + tile + margin);
-                int cw = x1 - x0, ch = y1 - y0;
-                int pw = (cw + GlyphCentreNet.Stride - 1) / GlyphCentreNet.Stride * GlyphCentreNet.Stride;
-                int ph = (ch + GlyphCentreNet.Stride - 1) / GlyphCentreNet.Stride * GlyphCentreNet.Stride;
-                var buf = new float[ph * pw];
-                for (int y = 0; y < ch; y++) Array.Copy(input, (y0 + y) * w + x0, buf, y * pw, cw);
-                var x = tensor(buf, [1, 1, ph, pw]);
-                var o = net.call(x);
-                var hm = sigmoid(o[0, 0]).contiguous().data<float>().ToArray();
-                var ox = o[0, 1].contiguous().data<float>().ToArray();
-                var oy = o[0, 2].contiguous().data<float>().ToArray();
-                var of = fg is null ? null : o[0, 3].contiguous().data<float>().ToArray();
                 int ex = Math.Min(w, tx + tile), ey = Math.Min(h, ty + tile);
-                for (int y = ty; y < ey; y++)
-                    for (int xx = tx; xx < ex; xx++)
-                    {
-                        int j = (y - y0) * pw + (xx - x0), i = y * w + xx;
-                        heat[i] = hm[j];
-                        dx[i] = ox[j] * GlyphCentreNet.OffsetScale;
-                        dy[i] = oy[j] * GlyphCentreNet.OffsetScale;
-                        if (fg is not null) fg[i] = of![j] > 0;
-                    }
+                bool any = false;
+                for (int y = ty; y < ey && !any; y++) any = Array.IndexOf(small, true, y * w + tx, ex - tx) >= 0;
+                if (any) ReadTile(net, input, h, w, tx, ty, ex, ey, margin, zoom, small, heat, dx, dy, fg);
             }
-        return (heat, dx, dy, fg);
+        return n;
+    }
+
+    // One tile [tx, ex) × [ty, ey) of the sheet read with `margin` px of context around it, enlarged `zoom`× (1: as is);
+    // writes the answer into the sheet's maps, only where `where` is set (null: everywhere in the tile).
+    private static void ReadTile(GlyphCentreNet net, float[] input, int h, int w, int tx, int ty, int ex, int ey, int margin, double zoom, bool[]? where,
+                                 float[] heat, float[] dx, float[] dy, bool[]? fg)
+    {
+        using var inference = inference_mode();
+        using var scope = NewDisposeScope();
+        int x0 = Math.Max(0, tx - margin), y0 = Math.Max(0, ty - margin);
+        int x1 = Math.Min(w, ex + margin), y1 = Math.Min(h, ey + margin);
+        int cw = x1 - x0, ch = y1 - y0;
+        var buf = new float[ch * cw];
+        for (int y = 0; y < ch; y++) Array.Copy(input, (y0 + y) * w + x0, buf, y * cw, cw);
+        var x = tensor(buf, [1, 1, ch, cw]);
+        int zh = ch, zw = cw;
+        if (zoom != 1)
+        {
+            zh = (int)Math.Round(ch * zoom);
+            zw = (int)Math.Round(cw * zoom);
+            x = nn.functional.interpolate(x, size: [zh, zw], mode: InterpolationMode.Bilinear, align_corners: false);
+        }
+        // pad to the net's stride (zeros: background)
+        int pw = (zw + GlyphCentreNet.Stride - 1) / GlyphCentreNet.Stride * GlyphCentreNet.Stride;
+        int ph = (zh + GlyphCentreNet.Stride - 1) / GlyphCentreNet.Stride * GlyphCentreNet.Stride;
+        x = nn.functional.pad(x, [0, pw - zw, 0, ph - zh]);
+        var o = net.call(x)[.., .., ..zh, ..zw];
+        var hm = sigmoid(o[.., ..1]);
+        var off = o[.., 1..3] * GlyphCentreNet.OffsetScale;
+        var fgp = fg is not null && o.shape[1] > 3 ? o[.., 3..4].gt(0).to_type(ScalarType.Float32) : null;
+        if (zoom != 1)
+        {
+            // back on the sheet's grid: a centre anywhere in a sheet pixel is a centre there; offsets shrink with the
+            // image; a sheet pixel is foreground when most of it is
+            hm = nn.functional.adaptive_max_pool2d(hm, [ch, cw]);
+            off = nn.functional.adaptive_avg_pool2d(off, [ch, cw]) / zoom;
+            if (fgp is not null) fgp = nn.functional.adaptive_avg_pool2d(fgp, [ch, cw]);
+        }
+        var hmv = hm.contiguous().data<float>().ToArray();
+        var offv = off.contiguous().data<float>().ToArray();
+        var fgv = fgp?.contiguous().data<float>().ToArray();
+        int plane = ch * cw;
+        for (int y = ty; y < ey; y++)
+            for (int xx = tx; xx < ex; xx++)
+            {
+                int i = y * w + xx;
+                if (where is not null && !where[i]) continue;
+                int j = (y - y0) * cw + (xx - x0);
+                heat[i] = hmv[j];
+                dx[i] = offv[j];
+                dy[i] = offv[plane + j];
+                if (fgv is not null) fg![i] = fgv[j] >= 0.5f;
+            }
     }
 
     /// <summary>Heatmap peaks: local maxima (3×3) at least <paramref name="threshold"/>, strongest first.</summary>

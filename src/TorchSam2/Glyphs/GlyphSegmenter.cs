@@ -115,6 +115,16 @@ public sealed record GlyphSegmenterOptions
     /// fgIoU 0.916 on held-out crowded sheet 1, where Otsu's ink scored 0.964 and the coverage ink scores 0.979.
     /// </summary>
     public bool CentreForeground { get; init; }
+    /// <summary>
+    /// With <see cref="GlyphSplitMethod.Centres"/>: glyphs at most <see cref="CentreZoomMaxHeight"/> px tall are read a
+    /// second time with the sheet enlarged this many times (<see cref="GlyphCentres.ReadSmallTextAgain"/>); 1, the
+    /// default, reads once. 1.5 parts small condensed text (held-out crowded sheets, pooled: recall@0.5 0.922 → 0.939,
+    /// glyph IoU 0.860 → 0.878) but cuts ligatures and small italics into letters more often than it joins
+    /// (precision 0.925 → 0.886), so it is an option, not the default.
+    /// </summary>
+    public double CentreZoom { get; init; } = 1;
+    /// <summary>With <see cref="CentreZoom"/>: the tallest glyph (px, as first read) read again.</summary>
+    public int CentreZoomMaxHeight { get; init; } = 16;
 }
 
 /// <summary>
@@ -135,6 +145,9 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
 
     /// <summary>The scan blur (Gaussian sigma, px) the last Segment call estimated and undid; 0 for a sharp sheet.</summary>
     public double LastBlurSigma { get; private set; }
+
+    /// <summary>Sheet pixels the last Segment call read a second time, magnified (<see cref="GlyphSegmenterOptions.CentreZoom"/>).</summary>
+    public long LastZoomedPixels { get; private set; }
 
     /// <summary>Candidates split into several glyphs by the last Segment call.</summary>
     public int LastSplitCount { get; private set; }
@@ -306,12 +319,19 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
     private List<GlyphResult> SegmentCentres(RgbImage sheet, IProgress<int>? progress)
     {
         var o = Options;
+        // fail closed: NaN passes neither comparison
+        if (!(o.CentreZoom >= 1 && o.CentreZoom <= 4)) throw new ArgumentOutOfRangeException(nameof(o.CentreZoom), o.CentreZoom, "the centre zoom must be 1..4");
+        if (o.CentreZoomMaxHeight is < 1 or > 1024) throw new ArgumentOutOfRangeException(nameof(o.CentreZoomMaxHeight), o.CentreZoomMaxHeight, "the centre zoom's glyph height must be 1..1024 px");
         int h = sheet.Height, w = sheet.Width;
         progress?.Report(0);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var (ink, labels, comps) = SheetInk(sheet);
-        var (heat, dx, dy, fg) = GlyphCentres.Predict(CentreNet, GlyphCentres.Input(ink), h, w);
+        LastZoomedPixels = 0;
+        var input = GlyphCentres.Input(ink);
+        var (heat, dx, dy, fg) = GlyphCentres.Predict(CentreNet, input, h, w);
         if (!o.CentreForeground) fg = null;
+        if (o.CentreZoom > 1)
+            LastZoomedPixels = GlyphCentres.ReadSmallTextAgain(CentreNet, input, h, w, fg ?? ink.Ink, (float)o.CentreThreshold, o.CentreZoom, o.CentreZoomMaxHeight, heat, dx, dy, fg);
         // the net's foreground, when asked for, replaces the ink
         if (fg is not null)
         {

@@ -31,6 +31,9 @@ public sealed record GlyphCentreTrainingOptions
     /// MaxWidthScale] (<see cref="SpecimenOptions.MinWidthScale"/>), so the net sees condensed cuts the training fonts lack.</summary>
     public double MinWidthScale { get; init; } = 1;
     public double MaxWidthScale { get; init; } = 1;
+    /// <summary>Add a fourth style: crowded sheets shaped without ligatures, so runs the fonts would join (ff, ffi, fl)
+    /// are seen as separate, overlapping letters, as they are set in fonts that have no ligature glyphs.</summary>
+    public bool UnligatedCrowded { get; init; }
 
     /// <summary>The last step this run takes.</summary>
     public int LastStep => Math.Min(Steps, StopAt ?? Steps);
@@ -58,12 +61,17 @@ public static class GlyphCentreTraining
     }
 
     /// <summary>The sheet styles training draws from, in turn.</summary>
-    public static SpecimenOptions[] Styles(GlyphCentreTrainingOptions o) =>
-    [
-        SpecimenOptions.Tight with { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split, MinWidthScale = o.MinWidthScale, MaxWidthScale = o.MaxWidthScale },
-        SpecimenOptions.Crowded with { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split, MinWidthScale = o.MinWidthScale, MaxWidthScale = o.MaxWidthScale },
-        new SpecimenOptions { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split, MaxSizePx = 120, NoiseStd = 3 },
-    ];
+    public static SpecimenOptions[] Styles(GlyphCentreTrainingOptions o)
+    {
+        var crowded = SpecimenOptions.Crowded with { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split, MinWidthScale = o.MinWidthScale, MaxWidthScale = o.MaxWidthScale };
+        SpecimenOptions[] styles =
+        [
+            SpecimenOptions.Tight with { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split, MinWidthScale = o.MinWidthScale, MaxWidthScale = o.MaxWidthScale },
+            crowded,
+            new SpecimenOptions { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split, MaxSizePx = 120, NoiseStd = 3 },
+        ];
+        return o.UnligatedCrowded ? [.. styles, crowded with { Ligatures = false }] : styles;
+    }
 
     /// <summary>Crops of generated sheets: input (B×1×S×S), heat, dx, dy, weight and foreground (B×S×S each).</summary>
     public sealed class Batches(GlyphCentreTrainingOptions o)
