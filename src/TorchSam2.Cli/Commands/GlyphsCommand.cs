@@ -29,7 +29,7 @@ internal static class GlyphsCommand
         };
         var centres = new Option<string?>("--centres") { Description = "glyph-centre net weights for --split-method centres (train-centres writes them; default: the ones embedded in the library)" };
         var centreThreshold = Common.Real("--centre-threshold", "with --split-method centres: a heatmap peak at least this high (0..1) is a glyph's centre", 0.2, 0, 1);
-        var centreZoom = Common.Real("--centre-zoom", "with --split-method centres: read glyphs up to --centre-zoom-height px tall again with the sheet enlarged this many times (1..4; 1: read once; 1.5 parts small condensed text, and splits more ligatures)", 1, 1, 4);
+        var centreZoom = Common.Real("--centre-zoom", "with --split-method centres: read glyphs up to --centre-zoom-height px tall again with the sheet enlarged this many times (1..2; 1: read once; 1.5 parts small condensed text, and splits more ligatures)", 1, 1, 2);
         var centreZoomHeight = Common.Int("--centre-zoom-height", "with --centre-zoom: the tallest glyph (px, as first read) read again (1..1024)", 16, 1, 1024);
         var noSplit = new Option<bool>("--no-split") { Description = "one glyph per ink candidate from a box prompt (letters that touch stay one mask); by default --split-method cuts them apart" };
         var maxGlyphs = Common.Int("--max-glyphs", $"refuse sheets with more glyph candidates than this (default TORCHSAM2_MAX_GLYPHS or {Limits.DefaultMaxGlyphCandidates:N0})",

@@ -320,7 +320,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
     {
         var o = Options;
         // fail closed: NaN passes neither comparison
-        if (!(o.CentreZoom >= 1 && o.CentreZoom <= 4)) throw new ArgumentOutOfRangeException(nameof(o.CentreZoom), o.CentreZoom, "the centre zoom must be 1..4");
+        if (!(o.CentreZoom >= 1 && o.CentreZoom <= 2)) throw new ArgumentOutOfRangeException(nameof(o.CentreZoom), o.CentreZoom, "the centre zoom must be 1..2");
         if (o.CentreZoomMaxHeight is < 1 or > 1024) throw new ArgumentOutOfRangeException(nameof(o.CentreZoomMaxHeight), o.CentreZoomMaxHeight, "the centre zoom's glyph height must be 1..1024 px");
         int h = sheet.Height, w = sheet.Width;
         progress?.Report(0);

@@ -239,6 +239,7 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
             (["glyphs", .. img, "--split-method", "watershed"], "--split-method", "watershed"),
             (["glyphs", .. img, "--centre-zoom", "0.5"], "--centre-zoom", "0.5"),
             (["glyphs", .. img, "--centre-zoom", "NaN"], "--centre-zoom", "NaN"),
+            (["glyphs", .. img, "--centre-zoom", "4"], "--centre-zoom", "4"),
             (["glyphs", .. img, "--centre-zoom-height", "0"], "--centre-zoom-height", "0"),
             (["glyphs", .. img, "--split-method", "cores", "--centres", f.Small], "--centres", "--split-method centres"),
             (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--crop", "100"], "--crop", "100"),
