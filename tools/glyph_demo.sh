@@ -8,13 +8,14 @@
 #      alone: 3600 crops, about 20 min;
 #   3. the glyph-centre net (train-centres): a 0.25 M-parameter U-Net trained from random weights on 192-px crops of
 #      generated sheets (tight, crowded and classic layouts, training fonts), 8 crops a step, about 1 s a step, in the
-#      five sittings the shipped weights had: 1600 steps at lr 2e-3; 500 steps of a 3000-step schedule at lr 1e-3;
+#      six sittings the shipped weights had: 1600 steps at lr 2e-3; 500 steps of a 3000-step schedule at lr 1e-3;
 #      2500 steps at lr 1e-3 with the foreground head added (off in glyphs by default); 2000 steps at lr 1e-3 on
 #      sheets read through the deblurring ink step, tight and crowded lines condensed or extended 0.6-1.1x; 1200 steps
-#      at lr 7e-4 with crowded sheets shaped without ligatures added (overlapping ff, fi as separate letters): about 140 min.
+#      at lr 7e-4 with crowded sheets shaped without ligatures added (overlapping ff, fi as separate letters); 1000
+#      steps at lr 5e-4 with small (8-24 px) crowded sheets added: about 160 min.
 # It then scores the stage-1 and stage-2 models with the full glyph pipeline on crowded sheets set in held-out fonts
 # (which training never sees), with and without splitting. Needs the fonts installed by tools/setup.sh.
-#   bash tools/glyph_demo.sh                          # about 3 h 15 min on 2 cores
+#   bash tools/glyph_demo.sh                          # about 3 h 30 min on 2 cores
 #   STAGE1=path/to/stage1.safetensors bash tools/glyph_demo.sh   # stage 2 only, from given stage-1 weights
 #   STEPS_SAMPLES=64 STAGE2_SAMPLES=64 bash tools/glyph_demo.sh   # a quick smoke run
 #   STAGE1=a.safetensors STAGE2=b.safetensors CENTRES=c.safetensors EVAL_ONLY=1 bash tools/glyph_demo.sh   # only the scores (metrics.json)
@@ -58,8 +59,10 @@ if [ -z "${EVAL_ONLY:-}" ]; then
       --lr 1e-3 --crop 192 --batch-size 8 --seed 7 --foreground --threads "$threads"
   cli train-centres --from "$work/centres3.safetensors" --out "$work/centres4.safetensors" --steps $((centre_steps * 5 / 4)) \
       --lr 1e-3 --crop 192 --batch-size 8 --seed 13 --min-width-scale 0.6 --max-width-scale 1.1 --threads "$threads"
-  cli train-centres --from "$work/centres4.safetensors" --out "$work/centres.safetensors" --steps $((centre_steps * 3 / 4)) \
+  cli train-centres --from "$work/centres4.safetensors" --out "$work/centres5.safetensors" --steps $((centre_steps * 3 / 4)) \
       --lr 7e-4 --crop 192 --batch-size 8 --seed 19 --min-width-scale 0.6 --max-width-scale 1.1 --unligated-crowded --threads "$threads"
+  cli train-centres --from "$work/centres5.safetensors" --out "$work/centres.safetensors" --steps $((centre_steps * 5 / 8)) \
+      --lr 5e-4 --crop 192 --batch-size 8 --seed 23 --min-width-scale 0.6 --max-width-scale 1.1 --unligated-crowded --small-crowded --threads "$threads"
 fi
 centres=${CENTRES:-$work/centres.safetensors}
 train_s=$(( $(date +%s) - start ))

@@ -265,9 +265,10 @@ internal static class GlyphsCommand
         var minWidth = Common.Real("--min-width-scale", "tight and crowded lines: narrowest horizontal scale of a face (condensed cuts the training fonts lack)", 1, 0.25, 4);
         var maxWidth = Common.Real("--max-width-scale", "tight and crowded lines: widest horizontal scale of a face", 1, 0.25, 4);
         var unligated = new Option<bool>("--unligated-crowded") { Description = "add crowded sheets shaped without ligatures (overlapping ff, fi, fl as separate letters)" };
+        var smallCrowded = new Option<bool>("--small-crowded") { Description = "add crowded sheets in small sizes only (8-24 px)" };
         var threads = Common.Threads();
         var cmd = new Command("train-centres", "Train the glyph-centre net (--split-method centres) on generated specimen sheets in the training fonts: tight, crowded and classic layouts, 8-120 px");
-        foreach (var o in new Option[] { output, steps, batch, crop, lr, seed, from, every, stopAt, foreground, minWidth, maxWidth, unligated, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { output, steps, batch, crop, lr, seed, from, every, stopAt, foreground, minWidth, maxWidth, unligated, smallCrowded, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
@@ -276,7 +277,7 @@ internal static class GlyphsCommand
             {
                 Steps = pr.GetValue(steps), BatchSize = pr.GetValue(batch), CropSize = pr.GetValue(crop), LearningRate = pr.GetValue(lr), Seed = pr.GetValue(seed),
                 SheetSize = Math.Max(512, pr.GetValue(crop)), StopAt = pr.GetValue(stopAt), Foreground = pr.GetValue(foreground),
-                MinWidthScale = pr.GetValue(minWidth), MaxWidthScale = pr.GetValue(maxWidth), UnligatedCrowded = pr.GetValue(unligated),
+                MinWidthScale = pr.GetValue(minWidth), MaxWidthScale = pr.GetValue(maxWidth), UnligatedCrowded = pr.GetValue(unligated), SmallCrowded = pr.GetValue(smallCrowded),
             };
             try { GlyphCentreTraining.Check(opts); }
             catch (ArgumentException e) { throw new UsageException(e.Message); }

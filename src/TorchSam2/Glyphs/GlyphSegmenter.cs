@@ -118,9 +118,9 @@ public sealed record GlyphSegmenterOptions
     /// <summary>
     /// With <see cref="GlyphSplitMethod.Centres"/>: glyphs at most <see cref="CentreZoomMaxHeight"/> px tall are read a
     /// second time with the sheet enlarged this many times (<see cref="GlyphCentres.ReadSmallTextAgain"/>); 1, the
-    /// default, reads once. 1.5 parts small condensed text (held-out crowded sheets, pooled: recall@0.5 0.922 → 0.939,
-    /// glyph IoU 0.860 → 0.878) but cuts ligatures and small italics into letters more often than it joins
-    /// (precision 0.925 → 0.886), so it is an option, not the default.
+    /// default, reads once. 1.5 parts small condensed text (held-out crowded sheets, pooled, the embedded net: recall@0.5
+    /// 0.927 → 0.934, glyph IoU 0.866 → 0.870) but cuts ligatures and small italics into letters more often than it joins
+    /// (precision 0.924 → 0.855), so it is an option, not the default.
     /// </summary>
     public double CentreZoom { get; init; } = 1;
     /// <summary>With <see cref="CentreZoom"/>: the tallest glyph (px, as first read) read again.</summary>

@@ -34,6 +34,8 @@ public sealed record GlyphCentreTrainingOptions
     /// <summary>Add a fourth style: crowded sheets shaped without ligatures, so runs the fonts would join (ff, ffi, fl)
     /// are seen as separate, overlapping letters, as they are set in fonts that have no ligature glyphs.</summary>
     public bool UnligatedCrowded { get; init; }
+    /// <summary>Add a style of crowded sheets in small sizes only (8–24 px), where touching letters are hardest to part.</summary>
+    public bool SmallCrowded { get; init; }
 
     /// <summary>The last step this run takes.</summary>
     public int LastStep => Math.Min(Steps, StopAt ?? Steps);
@@ -70,7 +72,9 @@ public static class GlyphCentreTraining
             crowded,
             new SpecimenOptions { Width = o.SheetSize, Height = o.SheetSize, Split = o.Split, MaxSizePx = 120, NoiseStd = 3 },
         ];
-        return o.UnligatedCrowded ? [.. styles, crowded with { Ligatures = false }] : styles;
+        if (o.UnligatedCrowded) styles = [.. styles, crowded with { Ligatures = false }];
+        if (o.SmallCrowded) styles = [.. styles, crowded with { MaxSizePx = 24 }];
+        return styles;
     }
 
     /// <summary>Crops of generated sheets: input (B×1×S×S), heat, dx, dy, weight and foreground (B×S×S each).</summary>
