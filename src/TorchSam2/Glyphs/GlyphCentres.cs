@@ -118,15 +118,7 @@ public static class GlyphCentres
     public static long ReadSmallTextAgain(GlyphCentreNet net, float[] input, int h, int w, bool[] members, float threshold, double zoom, int maxHeight,
                                           float[] heat, float[] dx, float[] dy, bool[]? fg, int tile = 640, int margin = 64)
     {
-        var label = Assign(members, dx, dy, h, w, Peaks(heat, h, w, threshold));
-        var boxes = new Dictionary<int, (int X0, int Y0, int X1, int Y1)>();
-        for (int i = 0; i < h * w; i++)
-        {
-            int l = label[i];
-            if (l < 0) continue;
-            int x = i % w, y = i / w;
-            boxes[l] = boxes.TryGetValue(l, out var b) ? (Math.Min(b.X0, x), Math.Min(b.Y0, y), Math.Max(b.X1, x), Math.Max(b.Y1, y)) : (x, y, x, y);
-        }
+        var boxes = Boxes(Assign(members, dx, dy, h, w, Peaks(heat, h, w, threshold)), w);
         var small = new bool[h * w];
         long n = 0;
         foreach (var b in boxes.Values)
@@ -147,6 +139,20 @@ public static class GlyphCentres
                 if (any) ReadTile(net, input, h, w, tx, ty, ex, ey, margin, zoom, small, heat, dx, dy, fg);
             }
         return n;
+    }
+
+    /// <summary>Each label's inclusive box and pixel count, over a row-major label map of width <paramref name="w"/> (−1: none).</summary>
+    public static Dictionary<int, (int X0, int Y0, int X1, int Y1, long Area)> Boxes(int[] label, int w)
+    {
+        var boxes = new Dictionary<int, (int X0, int Y0, int X1, int Y1, long Area)>();
+        for (int i = 0; i < label.Length; i++)
+        {
+            int l = label[i];
+            if (l < 0) continue;
+            int x = i % w, y = i / w;
+            boxes[l] = boxes.TryGetValue(l, out var b) ? (Math.Min(b.X0, x), Math.Min(b.Y0, y), Math.Max(b.X1, x), Math.Max(b.Y1, y), b.Area + 1) : (x, y, x, y, 1);
+        }
+        return boxes;
     }
 
     // One tile [tx, ex) × [ty, ey) of the sheet read with `margin` px of context around it, enlarged `zoom`× (1: as is);

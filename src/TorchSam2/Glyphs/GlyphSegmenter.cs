@@ -345,14 +345,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         double centres = sw.Elapsed.TotalMilliseconds;
 
         // one candidate per centre that gathered ink; glyphs under the area limit give their ink back (AttachSpecks)
-        var boxes = new Dictionary<int, (int X0, int Y0, int X1, int Y1, long Area)>();
-        for (int i = 0; i < h * w; i++)
-        {
-            int l = label[i];
-            if (l < 0) continue;
-            int x = i % w, y = i / w;
-            boxes[l] = boxes.TryGetValue(l, out var b) ? (Math.Min(b.X0, x), Math.Min(b.Y0, y), Math.Max(b.X1, x), Math.Max(b.Y1, y), b.Area + 1) : (x, y, x, y, 1);
-        }
+        var boxes = GlyphCentres.Boxes(label, w);
         var cands = new List<GlyphCandidate>();
         var candOf = new Dictionary<int, int>();
         foreach (var (l, b) in boxes.OrderBy(kv => kv.Value.Y0).ThenBy(kv => kv.Value.X0))

@@ -31,7 +31,7 @@ public sealed record GlyphCentreTrainingOptions
     /// MaxWidthScale] (<see cref="SpecimenOptions.MinWidthScale"/>), so the net sees condensed cuts the training fonts lack.</summary>
     public double MinWidthScale { get; init; } = 1;
     public double MaxWidthScale { get; init; } = 1;
-    /// <summary>Add a fourth style: crowded sheets shaped without ligatures, so runs the fonts would join (ff, ffi, fl)
+    /// <summary>Add a style: crowded sheets shaped without ligatures, so runs the fonts would join (ff, ffi, fl)
     /// are seen as separate, overlapping letters, as they are set in fonts that have no ligature glyphs.</summary>
     public bool UnligatedCrowded { get; init; }
     /// <summary>Add a style of crowded sheets in small sizes only (8–24 px), where touching letters are hardest to part.</summary>
