@@ -249,6 +249,17 @@ internal static class GlyphsCommand
         return cmd;
     }
 
+    private static int[] ParseWidths(string v)
+    {
+        var parts = v.Split(',');
+        var widths = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i].Trim(), out widths[i]))
+                throw new UsageException($"--widen takes five comma-separated widths, got '{Terminal.Safe(v)}'");
+        if (widths.Length != 5) throw new UsageException($"--widen takes five comma-separated widths, got '{Terminal.Safe(v)}'");
+        return widths;
+    }
+
     /// <summary>torchsam2 train-centres: trains the glyph-centre net of --split-method centres on generated sheets.</summary>
     public static Command CreateTrainCentres()
     {
@@ -266,9 +277,10 @@ internal static class GlyphsCommand
         var maxWidth = Common.Real("--max-width-scale", "tight and crowded lines: widest horizontal scale of a face", 1, 0.25, 4);
         var unligated = new Option<bool>("--unligated-crowded") { Description = "add crowded sheets shaped without ligatures (overlapping ff, fi, fl as separate letters)" };
         var smallCrowded = new Option<bool>("--small-crowded") { Description = "add crowded sheets in small sizes only (8-24 px)" };
+        var widen = new Option<string?>("--widen") { Description = "with --from: widen the net to these five channel widths first (e.g. 32,24,32,48,64), keeping what it computes" };
         var threads = Common.Threads();
         var cmd = new Command("train-centres", "Train the glyph-centre net (--split-method centres) on generated specimen sheets in the training fonts: tight, crowded and classic layouts, 8-120 px");
-        foreach (var o in new Option[] { output, steps, batch, crop, lr, seed, from, every, stopAt, foreground, minWidth, maxWidth, unligated, smallCrowded, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { output, steps, batch, crop, lr, seed, from, every, stopAt, foreground, minWidth, maxWidth, unligated, smallCrowded, widen, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Guard(() =>
         {
             Common.ApplyThreads(pr.GetValue(threads));
@@ -284,7 +296,14 @@ internal static class GlyphsCommand
             var missing = FontRegistry.Missing(FontSplit.Train);
             if (missing.Count > 0)
                 Terminal.Note($"{missing.Count} training font(s) are not installed ({Terminal.Safe(string.Join(", ", missing.Select(f => f.DebianPackage).Distinct()))})");
+            int[]? widths = pr.GetValue(widen) is { } wv ? ParseWidths(wv) : null;
+            if (widths is not null && pr.GetValue(from) is null) throw new UsageException("--widen needs --from (a new net takes its widths from the start)");
             var start = pr.GetValue(from) is { } f ? Common.Doing($"reading '{f}'", () => GlyphCentreNet.Load(Common.ExistingFile("--from", f), foreground: pr.GetValue(foreground))) : null;
+            if (start is not null && widths is not null)
+            {
+                try { start = start.Widen(widths); }
+                catch (ArgumentException e) { throw new UsageException($"--widen: {e.Message}"); }
+            }
             GlyphCentreNet net = null!;
             var sw = Stopwatch.StartNew();
             using (Activity.Doing("training the glyph-centre net"))

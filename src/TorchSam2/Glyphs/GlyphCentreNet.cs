@@ -88,6 +88,51 @@ public sealed class GlyphCentreNet : nn.Module<Tensor, Tensor>
         return y.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// A wider net that computes exactly what this one does (Net2Net's function-preserving widening, with zeros): every
+    /// old weight is copied, the new channels start random, and everything that reads them starts at zero, so training
+    /// on adds capacity without first forgetting what was learned.
+    /// </summary>
+    /// <param name="channels">The new widths, each at least the old one.</param>
+    public GlyphCentreNet Widen(int[] channels)
+    {
+        if (!ValidChannels(channels) || channels.Zip(Channels).Any(p => p.First < p.Second))
+            throw new ArgumentException($"widening takes five widths in 1..1024, none narrower than now ({string.Join(',', Channels)})");
+        var wide = new GlyphCentreNet(channels, HasForeground);
+        var old = Channels.ToArray();
+        using (no_grad())
+        {
+            var src = state_dict();
+            foreach (var (key, dst) in wide.state_dict())
+            {
+                var s = src[key];
+                if (s.dim() == 0) { dst.copy_(s); continue; } // BatchNorm's step count
+                int outs = (int)s.shape[0];
+                if (s.dim() == 1) { dst[..outs].copy_(s); continue; } // biases and BatchNorm: the old channels first
+                // a convolution: the old outputs read the old inputs where they now are, and nothing new
+                dst[..outs].zero_();
+                foreach (var (from, to, n) in OldInputs(key, old, channels))
+                    dst[..outs, to..(to + n)].copy_(s[.., from..(from + n)]);
+            }
+        }
+        wide.train(training);
+        return wide;
+    }
+
+    // Where a convolution's old input channels are, as (old start, new start, count) runs: down.i reads level i − 1
+    // (the image at i = 0), up.j reads cat(level l + 1 upsampled, level l's skip) with l = 3 − j, and the second
+    // convolution of a block, the head and the foreground head read their own level.
+    private static (int From, int To, int Count)[] OldInputs(string key, int[] old, int[] now)
+    {
+        var parts = key.Split('.');
+        bool first = parts.Length > 2 && parts[2] == "0";
+        int level = parts[0] switch { "down" => int.Parse(parts[1]), "up" => 3 - int.Parse(parts[1]), _ => 0 };
+        if (!first) return [(0, 0, old[level])];
+        return parts[0] == "down"
+            ? [(0, 0, level == 0 ? 1 : old[level - 1])]
+            : [(0, 0, old[level + 1]), (old[level + 1], now[level + 1], old[level])];
+    }
+
     /// <summary>The demo weights that ship inside the library (trained by tools/glyph_demo.sh on training fonts only).</summary>
     public static GlyphCentreNet Embedded()
     {

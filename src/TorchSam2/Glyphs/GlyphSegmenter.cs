@@ -119,8 +119,8 @@ public sealed record GlyphSegmenterOptions
     /// With <see cref="GlyphSplitMethod.Centres"/>: glyphs at most <see cref="CentreZoomMaxHeight"/> px tall are read a
     /// second time with the sheet enlarged this many times (<see cref="GlyphCentres.ReadSmallTextAgain"/>); 1, the
     /// default, reads once. 1.5 parts small condensed text (held-out crowded sheets, pooled, the embedded net: recall@0.5
-    /// 0.927 → 0.934, glyph IoU 0.866 → 0.870) but cuts ligatures and small italics into letters more often than it joins
-    /// (precision 0.924 → 0.855), so it is an option, not the default.
+    /// 0.932 → 0.934, glyph IoU the same 0.871) but cuts ligatures and small italics into letters more often than it joins
+    /// (precision 0.924 → 0.846), so it is an option, not the default.
     /// </summary>
     public double CentreZoom { get; init; } = 1;
     /// <summary>With <see cref="CentreZoom"/>: the tallest glyph (px, as first read) read again.</summary>
@@ -341,7 +341,7 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         }
         var peaks = GlyphCentres.Peaks(heat, h, w, (float)o.CentreThreshold);
         CheckCandidateCount(peaks.Count, o.MaxCandidates);
-        var label = GlyphCentres.Assign(ink.Ink, dx, dy, h, w, peaks);
+        var label = GlyphCentres.Assign(ink.Ink, dx, dy, h, w, peaks, heat);
         double centres = sw.Elapsed.TotalMilliseconds;
 
         // one candidate per centre that gathered ink; glyphs under the area limit give their ink back (AttachSpecks)

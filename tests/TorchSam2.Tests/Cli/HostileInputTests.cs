@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text.Json;
 using TorchSam2.Checkpoints;
+using TorchSam2.Glyphs;
 using TorchSam2.IO;
 using TorchSharp;
 
@@ -247,6 +248,8 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
             (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--lr", "NaN"], "--lr", "NaN"),
             (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--min-width-scale", "0.1"], "--min-width-scale", "0.1"),
             (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--min-width-scale", "0.9", "--max-width-scale", "0.8"], "width scales", "0.9..0.8"),
+            (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--widen", "8,8"], "--widen", "8,8"),
+            (["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--widen", "32,24,32,48,64"], "--widen", "--from"),
             (["glyphs", .. img, "--threads", "100000"], "--threads", "100000"),
             (["bench", "--config", f.Config, "--image-size", "-32"], "--image-size", "-32"),
             (["bench", "--config", f.Config, "--image-size", "100"], "--image-size", "100"),
@@ -274,6 +277,15 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
             (["track", f.Frames, .. f.Model, "--obj", "1:point:5,5", "--out", outDir, "--threads", "100000"], "--threads", "100000"),
         };
         foreach (var (args, option, value) in cases) AssertFails(Run(args), 2, option, value);
+        // widening to fewer channels than the weights have: refused before training, naming the widths they have
+        var narrowDir = Directory.CreateTempSubdirectory("narrow").FullName;
+        try
+        {
+            var narrow = Path.Combine(narrowDir, "n.safetensors");
+            using (var n = new GlyphCentreNet([4, 4, 8, 8, 8])) n.Save(narrow);
+            AssertFails(Run(["train-centres", "--out", Path.Combine(outDir, "c.safetensors"), "--from", narrow, "--widen", "2,4,8,8,8"]), 2, "--widen", "4,4,8,8,8");
+        }
+        finally { Directory.Delete(narrowDir, true); }
         // glyph-centre weights that are not weights: a failure naming the file
         AssertFails(Run(["glyphs", .. img, "--centres", f.Small]), 1, "small.png", "safetensors");
         Assert.Empty(Directory.EnumerateFileSystemEntries(outDir));
