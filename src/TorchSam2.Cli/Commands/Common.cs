@@ -182,6 +182,16 @@ internal static class Common
         }
     }
 
+    /// <summary>Parses exactly <paramref name="count"/> comma-separated whole numbers (e.g. channel widths).</summary>
+    public static int[] ParseWholeNumbers(string option, string s, int count)
+    {
+        var v = ParseNumbers(option, s, count);
+        foreach (var d in v)
+            if (d != Math.Floor(d) || Math.Abs(d) > int.MaxValue)
+                throw new UsageException($"{option}: '{F(d)}' is not a whole number (in '{Terminal.Safe(s)}')");
+        return v.Select(d => (int)d).ToArray();
+    }
+
     private static double[] ParseNumbers(string option, string s, int count)
     {
         var parts = s.Split(',', StringSplitOptions.TrimEntries);

@@ -249,17 +249,6 @@ internal static class GlyphsCommand
         return cmd;
     }
 
-    private static int[] ParseWidths(string v)
-    {
-        var parts = v.Split(',');
-        var widths = new int[parts.Length];
-        for (int i = 0; i < parts.Length; i++)
-            if (!int.TryParse(parts[i].Trim(), out widths[i]))
-                throw new UsageException($"--widen takes five comma-separated widths, got '{Terminal.Safe(v)}'");
-        if (widths.Length != 5) throw new UsageException($"--widen takes five comma-separated widths, got '{Terminal.Safe(v)}'");
-        return widths;
-    }
-
     /// <summary>torchsam2 train-centres: trains the glyph-centre net of --split-method centres on generated sheets.</summary>
     public static Command CreateTrainCentres()
     {
@@ -296,7 +285,7 @@ internal static class GlyphsCommand
             var missing = FontRegistry.Missing(FontSplit.Train);
             if (missing.Count > 0)
                 Terminal.Note($"{missing.Count} training font(s) are not installed ({Terminal.Safe(string.Join(", ", missing.Select(f => f.DebianPackage).Distinct()))})");
-            int[]? widths = pr.GetValue(widen) is { } wv ? ParseWidths(wv) : null;
+            int[]? widths = pr.GetValue(widen) is { } wv ? Common.ParseWholeNumbers("--widen", wv, 5) : null;
             if (widths is not null && pr.GetValue(from) is null) throw new UsageException("--widen needs --from (a new net takes its widths from the start)");
             var start = pr.GetValue(from) is { } f ? Common.Doing($"reading '{f}'", () => GlyphCentreNet.Load(Common.ExistingFile("--from", f), foreground: pr.GetValue(foreground))) : null;
             if (start is not null && widths is not null)
