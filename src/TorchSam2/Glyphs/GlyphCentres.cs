@@ -156,6 +156,34 @@ public static class GlyphCentres
         return boxes;
     }
 
+    /// <summary>
+    /// The labels of <paramref name="boxes"/> that are glyphs: those with at least <paramref name="minArea"/> pixels, and
+    /// smaller ones that touch (8-connected) no pixel of those. A centre that gathered a pixel or two beside a letter is a
+    /// stray peak on the letter's ink, which goes back to it (AttachSpecks); one whose ink stands alone is a full stop,
+    /// a hyphen or half a colon at 8–14 px, one or two pixels with a centre of their own. (Dropping those as well, as
+    /// every small label once was, lost 31 such glyphs on the held-out crowded sheets and 58 on a training-font one.)
+    /// </summary>
+    public static HashSet<int> Glyphs(int[] label, int w, int h, IReadOnlyDictionary<int, (int X0, int Y0, int X1, int Y1, long Area)> boxes, int minArea)
+    {
+        bool Large(int l) => l >= 0 && boxes[l].Area >= minArea;
+        var touching = new HashSet<int>();
+        // one pass over the sheet (a small label's box can be as wide as the sheet when its votes are wild)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int l = label[y * w + x];
+                if (l < 0 || Large(l) || touching.Contains(l)) continue;
+                for (int k = 0; k < 8; k++)
+                {
+                    int nx = x + Dx8[k], ny = y + Dy8[k];
+                    if (nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
+                    int m = label[ny * w + nx];
+                    if (m != l && Large(m)) { touching.Add(l); break; }
+                }
+            }
+        return boxes.Keys.Where(l => !touching.Contains(l)).ToHashSet();
+    }
+
     // One tile [tx, ex) × [ty, ey) of the sheet read with `margin` px of context around it, enlarged `zoom`× (1: as is);
     // writes the answer into the sheet's maps, only where `where` is set (null: everywhere in the tile).
     private static void ReadTile(GlyphCentreNet net, float[] input, int h, int w, int tx, int ty, int ex, int ey, int margin, double zoom, bool[]? where,

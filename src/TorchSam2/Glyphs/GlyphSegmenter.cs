@@ -72,7 +72,7 @@ public sealed record GlyphSegmenterOptions
     public double MaxMagnification { get; init; } = 8;
     /// <summary>Boxes per mask-decoder call.</summary>
     public int MaxBoxesPerBatch { get; init; } = 64;
-    /// <summary>Candidates with less ink than this are noise.</summary>
+    /// <summary>Candidates with less ink than this are noise; with <see cref="GlyphSplitMethod.Centres"/>, only where they touch a larger glyph (<see cref="GlyphCentres.Glyphs"/>).</summary>
     public int MinGlyphArea { get; init; } = 3;
     /// <summary>
     /// Most glyph candidates on one sheet (<see cref="Limits.MaxGlyphCandidates"/>, 20,000 by default); a sheet with
@@ -344,13 +344,15 @@ public sealed class GlyphSegmenter(Sam2ImagePredictor predictor, GlyphSegmenterO
         var label = GlyphCentres.Assign(ink.Ink, dx, dy, h, w, peaks, heat);
         double centres = sw.Elapsed.TotalMilliseconds;
 
-        // one candidate per centre that gathered ink; glyphs under the area limit give their ink back (AttachSpecks)
+        // one candidate per centre that gathered ink; a centre with less than the area limit that touches a larger
+        // glyph gives its ink back to it (AttachSpecks), one standing alone is a glyph (GlyphCentres.Glyphs)
         var boxes = GlyphCentres.Boxes(label, w);
+        var glyphLabels = GlyphCentres.Glyphs(label, w, h, boxes, o.MinGlyphArea);
         var cands = new List<GlyphCandidate>();
         var candOf = new Dictionary<int, int>();
         foreach (var (l, b) in boxes.OrderBy(kv => kv.Value.Y0).ThenBy(kv => kv.Value.X0))
         {
-            if (b.Area < o.MinGlyphArea) continue;
+            if (!glyphLabels.Contains(l)) continue;
             candOf[l] = cands.Count;
             cands.Add(new GlyphCandidate(cands.Count, b.X0, b.Y0, b.X1, b.Y1, [], b.Area));
         }

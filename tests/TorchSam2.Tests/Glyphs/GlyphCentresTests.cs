@@ -96,6 +96,30 @@ public class GlyphCentresTests
     }
 
     [Fact]
+    public void ASmallCentreIsAGlyphWhenItsInkStandsAlone()
+    {
+        int w = 16, h = 8;
+        var label = Enumerable.Repeat(-1, h * w).ToArray();
+        // glyph 0: a 3×5 letter at x 1..3; glyph 1: two pixels touching it diagonally at (4, 6), (5, 6) (a stray peak on
+        // its ink); glyph 2: a one-pixel full stop at (8, 6); glyph 3: two pixels at (11, 2), (11, 4) touching only glyph
+        // 4, one pixel at (12, 3), which is under the area limit too
+        for (int y = 1; y < 6; y++)
+            for (int x = 1; x < 4; x++)
+                label[y * w + x] = 0;
+        label[6 * w + 4] = label[6 * w + 5] = 1;
+        label[6 * w + 8] = 2;
+        label[2 * w + 11] = label[4 * w + 11] = 3;
+        label[3 * w + 12] = 4;
+        var boxes = GlyphCentres.Boxes(label, w);
+        Assert.Equal(15, boxes[0].Area);
+        Assert.Equal((4, 6, 5, 6, 2L), boxes[1]);
+        Assert.Equal([0, 2, 3, 4], GlyphCentres.Glyphs(label, w, h, boxes, 3).Order().ToArray());
+        // with no area limit every centre is a glyph; with one above the letter's area only the lone specks are
+        Assert.Equal([0, 1, 2, 3, 4], GlyphCentres.Glyphs(label, w, h, boxes, 1).Order().ToArray());
+        Assert.Equal([0, 1, 2, 3, 4], GlyphCentres.Glyphs(label, w, h, boxes, 16).Order().ToArray());
+    }
+
+    [Fact]
     public void VotesAreMeasuredAsPredictedToPeaksPlacedBetweenPixels()
     {
         int w = 20, h = 16;
