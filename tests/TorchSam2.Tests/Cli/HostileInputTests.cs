@@ -445,7 +445,7 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
         // a run with fewer masks does not leave mask_1/mask_2 of the earlier one behind
         r = Run("segment", f.Small, f.Model, "--point", "30,20", "--out", outDir);
         Assert.True(r.Code == 0, r.Output);
-        Assert.Equal(["mask_0.png", "masks.json", "overlay.png"], Directory.GetFileSystemEntries(outDir).Select(Path.GetFileName).Order().ToArray());
+        Assert.Equal(["mask_0.png", "masks.json", "overlay.png"], Directory.GetFileSystemEntries(outDir).Select(p => Path.GetFileName(p)!).Order().ToArray());
         using (var j = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "masks.json"))))
             Assert.Equal(1, j.RootElement.GetProperty("masks").GetArrayLength());
         // files the command does not write are left alone; its own names are still replaced as a set
@@ -454,7 +454,7 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
         Assert.True(r.Code == 0, r.Output);
         r = Run("segment", f.Small, f.Model, "--box", "10,5,50,40", "--out", outDir);
         Assert.True(r.Code == 0, r.Output);
-        Assert.Equal(["mask_0.png", "masks.json", "notes.txt", "overlay.png"], Directory.GetFileSystemEntries(outDir).Select(Path.GetFileName).Order().ToArray());
+        Assert.Equal(["mask_0.png", "masks.json", "notes.txt", "overlay.png"], Directory.GetFileSystemEntries(outDir).Select(p => Path.GetFileName(p)!).Order().ToArray());
         Assert.Equal("mine", File.ReadAllText(Path.Combine(outDir, "notes.txt")));
         // an input among the outputs is refused, untouched
         var input = Path.Combine(outDir, "overlay.png");
@@ -488,7 +488,7 @@ public sealed class HostileInputTests(HostileFiles f) : IClassFixture<HostileFil
         File.Delete(Path.Combine(frames, "00003.png"));
         r = Run("track", frames, f.Model, "--obj", "1:point:20,20", "--out", outDir, "--no-overlays");
         Assert.True(r.Code == 0, r.Output);
-        Assert.Equal(["00000.png", "00001.png"], Directory.GetFiles(Path.Combine(outDir, "masks")).Select(Path.GetFileName).Order().ToArray());
+        Assert.Equal(["00000.png", "00001.png"], Directory.GetFiles(Path.Combine(outDir, "masks")).Select(p => Path.GetFileName(p)!).Order().ToArray());
         Assert.False(Directory.Exists(Path.Combine(outDir, "overlays")));
     }
 

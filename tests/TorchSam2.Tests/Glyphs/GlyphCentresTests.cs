@@ -114,7 +114,8 @@ public class GlyphCentresTests
         Assert.Equal(15, boxes[0].Area);
         Assert.Equal((4, 6, 5, 6, 2L), boxes[1]);
         Assert.Equal([0, 2, 3, 4], GlyphCentres.Glyphs(label, w, h, boxes, 3).Order().ToArray());
-        // with no area limit every centre is a glyph; with one above the letter's area only the lone specks are
+        // with no area limit every centre is a glyph; with one above every label's area no label has a larger one to give
+        // its pixels to, so all stay
         Assert.Equal([0, 1, 2, 3, 4], GlyphCentres.Glyphs(label, w, h, boxes, 1).Order().ToArray());
         Assert.Equal([0, 1, 2, 3, 4], GlyphCentres.Glyphs(label, w, h, boxes, 16).Order().ToArray());
     }
