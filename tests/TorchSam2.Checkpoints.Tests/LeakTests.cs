@@ -3,6 +3,12 @@ using static TorchSharp.torch;
 
 namespace TorchSam2.Checkpoints.Tests;
 
+// The process's working set is what the test reads, so it runs alone (xunit runs this collection after the parallel
+// ones): whatever another test allocates meanwhile counts too, and it failed once in CI with the others beside it.
+[CollectionDefinition(nameof(LeakTests), DisableParallelization = true)]
+public sealed class LeakTestsCollection;
+
+[Collection(nameof(LeakTests))]
 public class LeakTests
 {
     // TorchSharp counts live tensors per thread, so this count is this test's alone.
